@@ -1,0 +1,44 @@
+# earthgraph: the two commands are `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+QS := outputs/quickstart
+# Offline W&B, quiet; one BLAS thread per core on small CPU machines.
+export WANDB_MODE := offline
+export WANDB_SILENT := true
+
+.PHONY: setup quickstart data train evaluate test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: any unpinned torch requirement would pull a CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/python -m earthgraph.data generate --out $(QS)/data --days 120 --seed 0 --obs-scale 0.5
+
+train: setup
+	rm -rf $(QS)/checkpoints $(QS)/wandb
+	$(BIN)/python train.py fit --config configs/quickstart.yaml
+
+evaluate: setup
+	$(BIN)/python evaluate.py --checkpoint $(QS)/checkpoints/last.ckpt --data-dir $(QS)/data --out $(QS)
+
+quickstart: setup
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory data && \
+	$(MAKE) --no-print-directory train && \
+	$(MAKE) --no-print-directory evaluate && \
+	echo "quickstart finished in $$(( $$(date +%s) - start )) s; outputs in $(QS)/"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf outputs wandb lightning_logs .pytest_cache

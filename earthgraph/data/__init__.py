@@ -1,0 +1,4 @@
+"""Observations and truth: types, the zarr store, the nature run and its observing systems.
+
+Knows nothing of models.
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from earthgraph.data.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Observation types: what an instrument measures, in which sphere, in which units.
+
+An :class:`ObservationType` is pure metadata; the store, the observing
+systems, the model's per-type embeddings and heads and the scoring all key on
+its ``name``. New types are added with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from earthgraph import SPHERES
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One measured quantity of an observation type."""
+
+    name: str
+    units: str
+    valid_min: float
+    valid_max: float
+    error: float  # default observation-error standard deviation, in ``units``
+
+
+@dataclass(frozen=True)
+class ObservationType:
+    """An instrument or observing network.
+
+    ``metadata`` names per-observation fields stored beside the values (for
+    example ``scan_angle`` in degrees, or ``station_id``); they are floats.
+    """
+
+    name: str
+    sphere: str
+    channels: tuple[Channel, ...]
+    metadata: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self):
+        if self.sphere not in SPHERES:
+            raise ValueError(f"observation type {self.name!r}: sphere {self.sphere!r} is not one of {SPHERES}")
+        if not self.channels:
+            raise ValueError(f"observation type {self.name!r} declares no channels")
+        names = [c.name for c in self.channels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"observation type {self.name!r}: duplicate channel names {names}")
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c.name for c in self.channels]
+
+    def channel(self, name: str) -> Channel:
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(f"observation type {self.name!r} has no channel {name!r}; it has {self.channel_names}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ObservationType":
+        return cls(
+            name=d["name"], sphere=d["sphere"],
+            channels=tuple(Channel(**c) for c in d["channels"]),
+            metadata=tuple(d.get("metadata", ())), description=d.get("description", ""),
+        )
+
+
+_REGISTRY: dict[str, ObservationType] = {}
+
+
+def register(obs_type: ObservationType, *, replace: bool = False) -> ObservationType:
+    """Add a type to the registry; refuses to silently redefine a name."""
+    if obs_type.name in _REGISTRY and not replace and _REGISTRY[obs_type.name] != obs_type:
+        raise ValueError(f"observation type {obs_type.name!r} is already registered with a different definition")
+    _REGISTRY[obs_type.name] = obs_type
+    return obs_type
+
+
+def get(name: str) -> ObservationType:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown observation type {name!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+def registered() -> dict[str, ObservationType]:
+    return dict(_REGISTRY)
+
+
+# --- the built-in types of the nature-run observing systems -------------------
+SYNOP = register(ObservationType(
+    "synop", "atmosphere",
+    (Channel("t2m", "K", 180.0, 340.0, 1.0),),
+    metadata=("station_id",),
+    description="land stations and ships reporting near-surface air temperature every 3 h",
+))
+MW_SOUNDER = register(ObservationType(
+    "mw_sounder", "atmosphere",
+    (Channel("tb_temperature", "K", 150.0, 330.0, 0.7), Channel("tcwv", "kg m-2", 0.0, 100.0, 2.5)),
+    metadata=("scan_angle",),
+    description="microwave sounders on sun-synchronous polar orbits (swaths)",
+))
+GEO_IR = register(ObservationType(
+    "geo_ir", "land",
+    (Channel("skin_temperature", "K", 180.0, 350.0, 1.2),),
+    metadata=("satellite_zenith",),
+    description="geostationary infrared imagers: clear-sky skin temperature on five discs",
+))
+LEO_IR = register(ObservationType(
+    "leo_ir", "land",
+    (Channel("skin_temperature", "K", 180.0, 350.0, 1.2),),
+    metadata=("scan_angle",),
+    description="polar-orbiting infrared imagers: clear-sky skin temperature, global twice a day",
+))
+DRIFTER = register(ObservationType(
+    "drifter", "ocean",
+    (Channel("sst", "K", 269.0, 310.0, 0.25),),
+    metadata=("buoy_id",),
+    description="drifting buoys reporting sea-surface temperature hourly",
+))
+SEAICE_CONC = register(ObservationType(
+    "seaice_conc", "cryosphere",
+    (Channel("siconc", "1", 0.0, 1.0, 0.06),),
+    metadata=("scan_angle",),
+    description="passive-microwave sea-ice concentration retrievals (polar swaths)",
+))
+SNOW = register(ObservationType(
+    "snow", "land",
+    (Channel("swe", "kg m-2", 0.0, 2000.0, 4.0),),
+    metadata=("scan_angle",),
+    description="snow water equivalent retrievals over land",
+))
+SOIL_MOISTURE = register(ObservationType(
+    "soil_moisture", "land",
+    (Channel("sm", "1", 0.0, 1.0, 0.05),),
+    metadata=("scan_angle",),
+    description="soil-moisture retrievals (fraction of bucket capacity) over snow-free land",
+))
+
+
+@dataclass(frozen=True)
+class Product:
+    """A gridded variable the model forecasts through one head and channel.
+
+    ``mask`` restricts where the variable exists: ``all``, ``land`` or ``ocean``.
+    """
+
+    variable: str
+    sphere: str
+    obs_type: str
+    channel: str
+    units: str
+    mask: str = "all"
+    headline: bool = False
+
+
+DEFAULT_PRODUCTS: tuple[Product, ...] = (
+    Product("air_temperature", "atmosphere", "synop", "t2m", "K", "all", headline=True),
+    Product("total_column_water_vapour", "atmosphere", "mw_sounder", "tcwv", "kg m-2", "all"),
+    Product("sea_surface_temperature", "ocean", "drifter", "sst", "K", "ocean", headline=True),
+    Product("land_surface_temperature", "land", "leo_ir", "skin_temperature", "K", "land", headline=True),
+    Product("soil_moisture", "land", "soil_moisture", "sm", "1", "land"),
+    Product("sea_ice_concentration", "cryosphere", "seaice_conc", "siconc", "1", "ocean", headline=True),
+)

@@ -1,0 +1,287 @@
+"""The observation store: a zarr (format 3) directory, one group per observation type.
+
+Layout::
+
+    store.zarr/
+      zarr.json                 attrs: schema_version, provenance, time range
+      static/                   optional gridded static fields (land_sea_mask, ...)
+      <type>/                   attrs: obs_type (schema), stats, window index spec
+        time      int64 (n,)    seconds since 1970-01-01, sorted ascending
+        lat, lon  float64 (n,)  degrees, lon in [-180, 180)
+        values    float32 (n, C)
+        error     float32 (n, C) observation-error standard deviation
+        <meta>    float32 (n,)  one column per metadata field
+        window_start int64 (B+1,) first row of each index bin
+
+``window_start[b]`` is the first row with ``time >= index_origin +
+b * index_resolution_s``, so reading any time window costs two lookups and one
+contiguous slice. Normalisation statistics (per-channel mean and standard
+deviation) are accumulated while the columns stream in.
+
+Writes are atomic: a store is written beside its destination and moved into
+place only when complete, so an interrupted write leaves the previous store
+untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from earthgraph.data.atomic import atomic_replace, sibling_path
+from earthgraph.data.obs_types import ObservationType
+
+SCHEMA_VERSION = 1
+STATIC_GROUP = "static"
+COLUMN_CHUNK = 1 << 16
+
+
+class StoreError(ValueError):
+    """A store that cannot be written or read as asked; the message names the store and field."""
+
+
+@dataclass
+class RunningStats:
+    """Per-channel count, mean and M2 (Chan et al.'s parallel update), float64."""
+
+    n_channels: int
+    count: np.ndarray = field(init=False)
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.count = np.zeros(self.n_channels)
+        self.mean = np.zeros(self.n_channels)
+        self.m2 = np.zeros(self.n_channels)
+
+    def update(self, values: np.ndarray) -> None:
+        x = values.astype(np.float64)
+        n_b = np.sum(np.isfinite(x), axis=0)
+        if not np.any(n_b):
+            return
+        mean_b = np.where(n_b > 0, np.nansum(x, axis=0) / np.maximum(n_b, 1), 0.0)
+        m2_b = np.nansum((x - mean_b) ** 2, axis=0)
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        safe_n = np.maximum(n, 1)
+        self.mean = self.mean + delta * n_b / safe_n
+        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / safe_n
+        self.count = n
+
+    def as_dict(self) -> dict:
+        std = np.sqrt(self.m2 / np.maximum(self.count - 1, 1))
+        return {"count": self.count.tolist(), "mean": self.mean.tolist(), "std": std.tolist()}
+
+
+class StoreWriter:
+    """Streams time-sorted chunks of observations into a new store.
+
+    Use as a context manager; on a clean exit the store is moved atomically to
+    ``path`` (replacing an existing one only if ``overwrite``); on an error the
+    partial copy is deleted and ``path`` is left as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike, obs_types: list[ObservationType], *,
+                 provenance: dict | None = None, index_resolution_s: int = 3600, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise StoreError(f"store {self.path} already exists; pass overwrite=True to replace it")
+        if index_resolution_s <= 0:
+            raise StoreError(f"store {self.path}: index_resolution_s must be positive, got {index_resolution_s}")
+        self.tmp = sibling_path(self.path, "tmp")
+        self.types = {t.name: t for t in obs_types}
+        self.provenance = provenance or {}
+        self.resolution = int(index_resolution_s)
+        self.overwrite = overwrite
+        self._rows = {name: 0 for name in self.types}
+        self._last_time = {name: None for name in self.types}
+        self._stats = {name: RunningStats(len(t.channels)) for name, t in self.types.items()}
+        self._root = None
+        self._static: dict[str, np.ndarray] = {}
+        self._static_coords: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add_static(self, lat_deg: np.ndarray, lon_deg: np.ndarray, fields: dict[str, np.ndarray]) -> None:
+        """Static gridded fields (land-sea mask, orography) that models may use as inputs.
+
+        lat_deg: (nlat,), lon_deg: (nlon,), each field (nlat, nlon).
+        """
+        for k, v in fields.items():
+            if v.shape != (len(lat_deg), len(lon_deg)):
+                raise StoreError(f"store {self.path}, static field {k!r}: shape {v.shape}, expected {(len(lat_deg), len(lon_deg))}")
+        self._static_coords = (np.asarray(lat_deg, np.float64), np.asarray(lon_deg, np.float64))
+        self._static.update({k: np.asarray(v, np.float32) for k, v in fields.items()})
+
+    def __enter__(self) -> "StoreWriter":
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self._root = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+        for name, t in self.types.items():
+            g = self._root.create_group(name)
+            c = len(t.channels)
+            g.create_array("time", shape=(0,), dtype="int64", chunks=(COLUMN_CHUNK,))
+            g.create_array("lat", shape=(0,), dtype="float64", chunks=(COLUMN_CHUNK,))
+            g.create_array("lon", shape=(0,), dtype="float64", chunks=(COLUMN_CHUNK,))
+            g.create_array("values", shape=(0, c), dtype="float32", chunks=(COLUMN_CHUNK, c))
+            g.create_array("error", shape=(0, c), dtype="float32", chunks=(COLUMN_CHUNK, c))
+            for m in t.metadata:
+                g.create_array(m, shape=(0,), dtype="float32", chunks=(COLUMN_CHUNK,))
+        return self
+
+    def append(self, name: str, columns: dict[str, np.ndarray]) -> None:
+        """Append a chunk of one type; its times must not precede earlier chunks'."""
+        if name not in self.types:
+            raise StoreError(f"store {self.path}: unknown observation type {name!r}; declared: {sorted(self.types)}")
+        t = self.types[name]
+        required = ["time", "lat", "lon", "values", "error", *t.metadata]
+        missing = [k for k in required if k not in columns]
+        if missing:
+            raise StoreError(f"store {self.path}, type {name!r}: missing columns {missing}")
+        n = len(columns["time"])
+        if n == 0:
+            return
+        time = np.asarray(columns["time"], dtype=np.int64)
+        if np.any(np.diff(time) < 0) or (self._last_time[name] is not None and time[0] < self._last_time[name]):
+            raise StoreError(f"store {self.path}, type {name!r}, field 'time': chunks must arrive sorted by time")
+        for k in required:
+            if len(columns[k]) != n:
+                raise StoreError(f"store {self.path}, type {name!r}, field {k!r}: {len(columns[k])} rows, expected {n}")
+        g = self._root[name]
+        start = self._rows[name]
+        for k in required:
+            arr = g[k]
+            data = np.asarray(columns[k])
+            arr.resize((start + n, *arr.shape[1:]))
+            arr[start:start + n] = data.astype(arr.dtype)
+        self._stats[name].update(np.asarray(columns["values"]))
+        self._rows[name] = start + n
+        self._last_time[name] = int(time[-1])
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        try:
+            self._finalise()
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        atomic_replace(self.tmp, self.path)
+
+    def _finalise(self) -> None:
+        t_min = min((self._root[n]["time"][0] for n in self.types if self._rows[n]), default=0)
+        t_max = max((self._root[n]["time"][self._rows[n] - 1] for n in self.types if self._rows[n]), default=0)
+        origin = int(t_min) // self.resolution * self.resolution
+        n_bins = (int(t_max) - origin) // self.resolution + 2
+        edges = origin + np.arange(n_bins + 1, dtype=np.int64) * self.resolution
+        for name, t in self.types.items():
+            g = self._root[name]
+            time = g["time"][:] if self._rows[name] else np.zeros(0, np.int64)
+            starts = np.searchsorted(time, edges, side="left").astype(np.int64)
+            g.create_array("window_start", shape=starts.shape, dtype="int64", chunks=starts.shape)[:] = starts
+            g.attrs.update({
+                "obs_type": t.to_dict(),
+                "stats": self._stats[name].as_dict(),
+                "rows": self._rows[name],
+            })
+        if self._static_coords is not None:
+            sg = self._root.create_group(STATIC_GROUP)
+            for k, v in {"latitude": self._static_coords[0], "longitude": self._static_coords[1], **self._static}.items():
+                sg.create_array(k, shape=v.shape, dtype=v.dtype, chunks=v.shape)[...] = v
+        self._root.attrs.update({
+            "schema_version": SCHEMA_VERSION,
+            "provenance": json.loads(json.dumps(self.provenance, default=str)),
+            "types": list(self.types),
+            "time_min": int(t_min),
+            "time_max": int(t_max),
+            "index_origin": origin,
+            "index_resolution_s": self.resolution,
+        })
+
+
+class ObservationStore:
+    """Read access to a store written by :class:`StoreWriter`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        if not Path(self.path).exists():
+            raise StoreError(f"observation store {self.path} does not exist")
+        try:
+            self.root = zarr.open_group(self.path, mode="r")
+        except Exception as e:  # zarr raises several types for damaged metadata
+            raise StoreError(f"observation store {self.path} cannot be opened: {e}") from e
+        attrs = dict(self.root.attrs)
+        version = attrs.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"observation store {self.path}: schema_version {version!r}, this earthgraph reads {SCHEMA_VERSION}")
+        self.attrs = attrs
+        self.origin = int(attrs["index_origin"])
+        self.resolution = int(attrs["index_resolution_s"])
+        self._types = {n: ObservationType.from_dict(self.root[n].attrs["obs_type"]) for n in attrs["types"]}
+        self._index = {n: self.root[n]["window_start"][:] for n in self._types}
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+
+    @property
+    def type_names(self) -> list[str]:
+        return list(self._types)
+
+    def obs_type(self, name: str) -> ObservationType:
+        if name not in self._types:
+            raise KeyError(f"observation store {self.path} has no type {name!r}; it has {self.type_names}")
+        return self._types[name]
+
+    def static(self) -> dict[str, np.ndarray]:
+        """Static gridded fields with their ``latitude``/``longitude`` (degrees); empty if none."""
+        if STATIC_GROUP not in self.root:
+            return {}
+        g = self.root[STATIC_GROUP]
+        return {k: g[k][...] for k in g.array_keys()}
+
+    def stats(self, name: str) -> dict:
+        self.obs_type(name)
+        return dict(self.root[name].attrs["stats"])
+
+    def rows(self, name: str) -> int:
+        return int(self.root[name].attrs["rows"])
+
+    @property
+    def time_range(self) -> tuple[int, int]:
+        return int(self.attrs["time_min"]), int(self.attrs["time_max"])
+
+    def load(self) -> "ObservationStore":
+        """Read every column into memory (small stores; fast window reads)."""
+        for name in self._types:
+            g = self.root[name]
+            self._cache[name] = {k: g[k][:] for k in self._columns(name)}
+        return self
+
+    def _columns(self, name: str) -> list[str]:
+        return ["time", "lat", "lon", "values", "error", *self._types[name].metadata]
+
+    def _row_range(self, name: str, t0: int, t1: int) -> tuple[int, int]:
+        """Rows of the index bins that cover [t0, t1): a superset of the window."""
+        idx = self._index[name]
+        last = len(idx) - 1
+        b0 = min(max((t0 - self.origin) // self.resolution, 0), last)
+        b1 = min(max(-((self.origin - t1) // self.resolution), 0), last)  # ceiling division
+        return int(idx[b0]), int(idx[b1])
+
+    def read(self, name: str, t0: int, t1: int) -> dict[str, np.ndarray]:
+        """Observations of type ``name`` with ``t0 <= time < t1`` (seconds since 1970)."""
+        self.obs_type(name)
+        lo, hi = self._row_range(name, int(t0), int(t1))
+        src = self._cache.get(name)
+        if src is None:
+            g = self.root[name]
+            cols = {k: g[k][lo:hi] for k in self._columns(name)}
+        else:
+            cols = {k: v[lo:hi] for k, v in src.items()}
+        # Bins are coarser than arbitrary window edges: trim inside the slice.
+        keep = (cols["time"] >= t0) & (cols["time"] < t1)
+        if not keep.all():
+            cols = {k: v[keep] for k, v in cols.items()}
+        return cols

@@ -1,0 +1,134 @@
+"""Windows of observations as training samples.
+
+A sample is anchored at an initialisation time ``t0``: its inputs are the
+observations of the ``input_windows`` windows before it, ``[t0 - n W, t0)``,
+and its targets the observations of the ``rollout`` windows
+``[t0 + (k-1) W, t0 + k W)``, k = 1..rollout. Each observation's ``time`` is
+its offset from its window's start in units of W: in [-n, 0) for inputs
+(relative to ``t0``), in [0, 1) for targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from earthgraph.data.batch import ObsSet, columns_to_obsset, metadata_features
+from earthgraph.data.store import ObservationStore
+
+
+def observation_schema(store: ObservationStore) -> dict:
+    """What a model needs to know about the store's types: channels, metadata
+    features, sphere, and the normalisation statistics, as plain data."""
+    schema = {}
+    for name in store.type_names:
+        t = store.obs_type(name)
+        stats = store.stats(name)
+        std = [s if s > 0 else 1.0 for s in stats["std"]]
+        schema[name] = {
+            "sphere": t.sphere,
+            "channels": t.channel_names,
+            "units": [c.units for c in t.channels],
+            "valid_min": [c.valid_min for c in t.channels],
+            "valid_max": [c.valid_max for c in t.channels],
+            "metadata": metadata_features(t.metadata),
+            "mean": stats["mean"],
+            "std": std,
+        }
+    return schema
+
+
+class WindowDataset(Dataset):
+    """Samples anchored at ``init_times`` (int seconds since 1970)."""
+
+    def __init__(self, store: ObservationStore, init_times: np.ndarray, schema: dict,
+                 window_hours: float = 12.0, rollout: int = 1, dropout: dict[str, float] | None = None,
+                 max_targets_per_type: int | None = None, input_windows: int = 1, seed: int = 0):
+        if len(init_times) == 0:
+            raise ValueError(f"WindowDataset over {store.path}: no initialisation times (empty period)")
+        if input_windows < 1:
+            raise ValueError(f"WindowDataset: input_windows must be >= 1, got {input_windows}")
+        if rollout < 1:
+            raise ValueError(f"WindowDataset: rollout must be >= 1, got {rollout}")
+        self.store = store
+        self.init_times = np.asarray(init_times, dtype=np.int64)
+        self.schema = schema
+        self.window = int(round(window_hours * 3600))
+        self.rollout = rollout
+        self.input_windows = input_windows
+        self.dropout = dropout or {}
+        self.max_targets = max_targets_per_type
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.init_times)
+
+    def _window(self, t0: int, rng: np.random.Generator | None, dropout: dict[str, float],
+                max_rows: int | None, n_windows: int = 1, origin: int | None = None) -> dict[str, ObsSet]:
+        """Observations in [t0, t0 + n_windows W), times relative to ``origin`` (default t0)."""
+        out = {}
+        origin = t0 if origin is None else origin
+        for name, spec in self.schema.items():
+            cols = self.store.read(name, t0, t0 + n_windows * self.window)
+            n = len(cols["time"])
+            p = dropout.get(name, 0.0)
+            if rng is not None and p > 0 and n:
+                keep = rng.uniform(size=n) >= p
+                cols = {k: v[keep] for k, v in cols.items()}
+            elif rng is not None and max_rows is not None and n > max_rows:
+                keep = np.sort(rng.choice(n, size=max_rows, replace=False))
+                cols = {k: v[keep] for k, v in cols.items()}
+            out[name] = columns_to_obsset(cols, spec["metadata"], np.asarray(spec["mean"], np.float32),
+                                          np.asarray(spec["std"], np.float32), origin, self.window, 0)
+        return out
+
+    def input_window(self, t0: int) -> dict[str, ObsSet]:
+        """The (undropped) input observations for initialisation time ``t0``."""
+        t0 = int(t0)
+        return self._window(t0 - self.input_windows * self.window, None, {}, None, self.input_windows, t0)
+
+    def __getitem__(self, i: int) -> dict:
+        t0 = int(self.init_times[i])
+        # Input dropout and target subsampling: a fresh, reproducible draw per (seed, epoch, sample).
+        random = bool(self.dropout) or self.max_targets is not None
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if random else None
+        return {
+            "init_time": t0,
+            "inputs": self._window(t0 - self.input_windows * self.window, rng, self.dropout, None,
+                                   self.input_windows, t0),
+            "targets": [self._window(t0 + k * self.window, rng, {}, self.max_targets) for k in range(self.rollout)],
+        }
+
+
+def collate_windows(items: list[dict]) -> dict:
+    """Pack samples: concatenate each type's observations, tagging rows by sample."""
+
+    def pack(sets: list[dict[str, ObsSet]]) -> dict[str, ObsSet]:
+        out = {}
+        for name in sets[0]:
+            parts = []
+            for b, s in enumerate(sets):
+                o = s[name]
+                parts.append(ObsSet(o.values, o.error, o.lat, o.lon, o.time, o.meta, torch.full_like(o.sample, b)))
+            out[name] = ObsSet.cat(parts)
+        return out
+
+    rollout = len(items[0]["targets"])
+    return {
+        "init_time": torch.tensor([it["init_time"] for it in items], dtype=torch.float64),
+        "inputs": pack([it["inputs"] for it in items]),
+        "targets": [pack([it["targets"][k] for it in items]) for k in range(rollout)],
+    }
+
+
+def init_times_between(start: np.datetime64, end: np.datetime64, window_hours: float, rollout: int,
+                       stride_hours: float, data_range: tuple[int, int], input_windows: int = 1) -> np.ndarray:
+    """Initialisation times in [start, end) whose input and target windows lie in the data."""
+    w = int(round(window_hours * 3600))
+    s = max(int(np.datetime64(start, "s").astype(np.int64)), data_range[0] + input_windows * w)
+    e = min(int(np.datetime64(end, "s").astype(np.int64)), data_range[1] - rollout * w + 1)
+    stride = int(round(stride_hours * 3600))
+    s = -(-s // stride) * stride  # align to the stride (00/12 UTC for 12 h)
+    return np.arange(s, e, stride, dtype=np.int64) if e > s else np.zeros(0, np.int64)

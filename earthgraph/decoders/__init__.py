@@ -1,0 +1,3 @@
+from earthgraph.decoders.obs_decoder import ObservationDecoder
+
+__all__ = ["ObservationDecoder"]

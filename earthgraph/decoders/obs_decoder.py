@@ -1,0 +1,54 @@
+"""Decoder: mesh latents -> values at any points (observation locations or a grid).
+
+Each target point gathers messages from its k nearest mesh nodes (latent plus
+edge geometry), averages them, and a per-type head maps the result together
+with the point's own features (position, time in window, insolation,
+metadata) to the type's normalised channels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from earthgraph.data.batch import ObsSet
+from earthgraph.encoders.obs_encoder import EdgeMessage
+from earthgraph.graphs.edges import edge_features, lat_lon_to_xyz, mesh_to_points
+from earthgraph.kernels import segment_mean
+from earthgraph.layers import MLP
+
+POSITION_FEATURES = 4  # xyz and time in window
+
+
+class ObservationDecoder(nn.Module):
+    def __init__(self, type_dims: dict[str, tuple[int, int]], latent_dim: int, hidden: int,
+                 point_forcing_dim: int, k: int = 4):
+        super().__init__()
+        self.k = k
+        self.message = EdgeMessage(latent_dim, 3)
+        self.heads = nn.ModuleDict({
+            name: MLP(latent_dim + POSITION_FEATURES + point_forcing_dim + m, c, hidden, layers=3, layer_norm=False)
+            for name, (c, m) in type_dims.items()
+        })
+
+    def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh) -> dict[str, torch.Tensor]:
+        """h (B, N, F); targets: type -> ObsSet (positions, time, meta, sample);
+        target_features: type -> (n, point_forcing_dim) insolation and local-time
+        features at each point's time. Returns type -> (n, C) normalised values."""
+        b, n, d = h.shape
+        flat = h.reshape(b * n, d)
+        out = {}
+        for name, t in targets.items():
+            if name not in self.heads:
+                continue
+            if len(t) == 0:
+                out[name] = h.new_zeros((0, self.heads[name][-1].out_features))
+                continue
+            node, point = mesh_to_points(mesh.nside, mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
+            xyz = lat_lon_to_xyz(t.lat, t.lon)
+            ef = edge_features(mesh.xyz[node], xyz[point], mesh.spacing)
+            msg = self.message(flat, t.sample[point] * n + node, ef)
+            z = segment_mean(msg, point, len(t))
+            x = torch.cat([z, xyz, t.time[:, None], target_features[name], t.meta], dim=1)
+            out[name] = self.heads[name](x)
+        return out

@@ -1,0 +1,3 @@
+from earthgraph.encoders.obs_encoder import ObservationEncoder
+
+__all__ = ["ObservationEncoder"]

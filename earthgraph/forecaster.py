@@ -1,0 +1,133 @@
+"""The GraphDOP-style forecaster: encoder -> processor (per window) -> decoder.
+
+A plain ``nn.Module`` (no Lightning): ``training/`` wraps it for training and
+``evaluate.py`` uses it for products. It carries its mesh as buffers so that it
+moves with ``.to(device)``, and the observation schema (channels, statistics)
+so that a checkpoint is self-describing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from earthgraph.data import solar
+from earthgraph.data.batch import ObsSet
+from earthgraph.decoders import ObservationDecoder
+from earthgraph.encoders import ObservationEncoder
+from earthgraph.graphs.edges import edge_features
+from earthgraph.graphs.healpix import HealpixMesh
+from earthgraph.graphs.remap import grid_to_healpix_mean
+from earthgraph.processors import InteractionNetworkProcessor
+
+FORCING_DIM = 6
+POINT_FORCING_DIM = 4
+
+
+class MeshGraph(nn.Module):
+    """A HEALPix mesh and its processor edges as (non-trainable) buffers."""
+
+    def __init__(self, nside: int):
+        super().__init__()
+        mesh = HealpixMesh(nside)
+        self.nside = nside
+        self.npix = mesh.npix
+        self.spacing = mesh.spacing
+        senders, receivers = mesh.directed_edges()
+        xyz = torch.from_numpy(mesh.xyz)
+        self.register_buffer("xyz", xyz.float(), persistent=False)
+        self.register_buffer("lat", torch.from_numpy(mesh.lat).float(), persistent=False)
+        self.register_buffer("lon", torch.from_numpy(mesh.lon).float(), persistent=False)
+        self.register_buffer("neighbours", torch.from_numpy(mesh.neighbours), persistent=False)
+        self.register_buffer("senders", torch.from_numpy(senders), persistent=False)
+        self.register_buffer("receivers", torch.from_numpy(receivers), persistent=False)
+        ef = edge_features(xyz[senders], xyz[receivers], mesh.spacing).float()
+        self.register_buffer("edge_features", ef, persistent=False)
+        self.healpix = mesh
+
+
+def window_forcing(lat: torch.Tensor, lon: torch.Tensor, window_start: torch.Tensor, window_seconds: float) -> torch.Tensor:
+    """(B,) window starts (s since 1970), (N,) node lat/lon -> (B, N, FORCING_DIM):
+    cosine of the solar zenith angle at the window's start, middle and end,
+    daily-mean insolation (/ 500 W m-2), and the day of year as sin/cos."""
+    t = window_start.double()[:, None]
+    la, lo = lat.double()[None, :], lon.double()[None, :]
+    feats = [solar.cos_zenith(la, lo, t + f * window_seconds, xp=torch) for f in (0.0, 0.5, 1.0)]
+    feats.append(solar.daily_mean_insolation(la, t + 0.5 * window_seconds, xp=torch) / 500.0 + 0 * lo)
+    doy = 2 * math.pi * solar.day_of_year(t, xp=torch) / solar.DAYS_PER_YEAR
+    feats += [torch.sin(doy).expand_as(feats[0]), torch.cos(doy).expand_as(feats[0])]
+    return torch.stack(feats, dim=-1).float()
+
+
+def point_forcing(o: ObsSet, window_start: torch.Tensor, window_seconds: float) -> torch.Tensor:
+    """(n, POINT_FORCING_DIM) at each point's own time: cosine of the solar zenith
+    angle, daily-mean insolation (/ 500 W m-2) and local solar time as sin/cos
+    (which tells morning from afternoon, unlike the zenith angle)."""
+    t = window_start.double()[o.sample] + o.time.double() * window_seconds
+    lat, lon = o.lat.double(), o.lon.double()
+    lst = solar.local_solar_time_angle(lon, t, xp=torch)
+    return torch.stack([
+        solar.cos_zenith(lat, lon, t, xp=torch),
+        solar.daily_mean_insolation(lat, t, xp=torch) / 500.0,
+        torch.sin(lst), torch.cos(lst),
+    ], dim=-1).float()
+
+
+class GraphDOPForecaster(nn.Module):
+    """Observations of one window in, observations (or any points) of later windows out.
+
+    schema: per observation type, its channels, metadata features and
+        normalisation statistics (see ``earthgraph.data.windows.observation_schema``).
+    static: optional gridded static fields ``{"latitude", "longitude", "land_sea_mask"}``
+        remapped once onto the mesh as node features.
+    """
+
+    def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
+                 processor_layers: int = 4, decoder_k: int = 4, window_hours: float = 12.0,
+                 static: dict | None = None, encoder_neighbours: bool = True):
+        super().__init__()
+        self.schema = schema
+        self.window_seconds = window_hours * 3600.0
+        self.mesh = MeshGraph(nside)
+        land = np.zeros(self.mesh.npix)
+        if static and "land_sea_mask" in static:
+            land = grid_to_healpix_mean(self.mesh.healpix, np.asarray(static["latitude"]), np.asarray(static["longitude"]),
+                                        np.asarray(static["land_sea_mask"], dtype=np.float64))
+        node_static = torch.cat([self.mesh.xyz, torch.from_numpy(land).float()[:, None]], dim=1)
+        self.register_buffer("node_static", node_static, persistent=False)
+        type_dims = {name: (len(s["channels"]), len(s["metadata"])) for name, s in schema.items()}
+        self.encoder = ObservationEncoder(type_dims, latent_dim, node_static.shape[1] + FORCING_DIM, hidden_dim,
+                                          encoder_neighbours)
+        self.processor = InteractionNetworkProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM)
+        self.decoder = ObservationDecoder(type_dims, latent_dim, hidden_dim, POINT_FORCING_DIM, decoder_k)
+
+    def _forcing(self, window_start: torch.Tensor) -> torch.Tensor:
+        return window_forcing(self.mesh.lat, self.mesh.lon, window_start, self.window_seconds)
+
+    def encode(self, inputs: dict[str, ObsSet], init_time: torch.Tensor) -> torch.Tensor:
+        """Latent state (B, N, F) from the observations of the window before ``init_time``."""
+        start = init_time - self.window_seconds
+        static = self.node_static.unsqueeze(0).expand(len(init_time), -1, -1)
+        return self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1))
+
+    def step(self, h: torch.Tensor, window_start: torch.Tensor) -> torch.Tensor:
+        """Advance the latent state into the window beginning at ``window_start``."""
+        return self.processor(h, self._forcing(window_start), self.mesh)
+
+    def decode(self, h: torch.Tensor, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = {name: point_forcing(t, window_start, self.window_seconds) for name, t in targets.items()}
+        return self.decoder(h, targets, feats, self.mesh)
+
+    def forward(self, inputs: dict[str, ObsSet], init_time: torch.Tensor,
+                targets: list[dict[str, ObsSet]]) -> list[dict[str, torch.Tensor]]:
+        """Predict the normalised values of ``targets[k]`` (window k+1 after init)."""
+        h = self.encode(inputs, init_time)
+        out = []
+        for k, tgt in enumerate(targets):
+            start = init_time + k * self.window_seconds
+            h = self.step(h, start)
+            out.append(self.decode(h, tgt, start))
+        return out

@@ -1,0 +1,3 @@
+from earthgraph.processors.interaction import InteractionNetworkProcessor
+
+__all__ = ["InteractionNetworkProcessor"]

@@ -1,0 +1,74 @@
+"""The LightningDataModule: observation windows split by time."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from earthgraph.data.store import ObservationStore
+from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
+
+
+class ObservationDataModule(L.LightningDataModule):
+    """Windows of a store for training, validation and testing.
+
+    Each sample sees ``input_windows`` windows of observations before its
+    initialisation time and is trained on the ``rollout`` windows after it.
+
+    Periods are ``[start, end)`` ISO dates; each split's initialisation times
+    are every ``stride_hours`` inside its period whose windows lie in the data.
+    ``dropout`` maps observation types to the fraction of their input
+    observations dropped at random in training (GraphDOP-style augmentation);
+    ``max_targets_per_type`` caps, by random subsampling, the target
+    observations of each type per window in training (an unbiased estimate of
+    the loss at a fraction of the decoder's cost). Validation and test use all.
+    """
+
+    def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
+                 test_period: tuple[str, str] | None = None, window_hours: float = 12.0, rollout: int = 1,
+                 batch_size: int = 4, num_workers: int = 0, stride_hours: float = 3.0,
+                 dropout: dict[str, float] | None = None, max_targets_per_type: int | None = None,
+                 input_windows: int = 1, seed: int = 0, in_memory: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        self.store = ObservationStore(store)
+        self.schema = observation_schema(self.store)
+        static = self.store.static()
+        self.static = {k: v.tolist() for k, v in static.items()} if static else None
+        self.window_hours = window_hours
+        self._datasets: dict[str, WindowDataset] = {}
+
+    def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None) -> WindowDataset:
+        times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), self.hparams.window_hours,
+                                   self.hparams.rollout, stride_hours, self.store.time_range, self.hparams.input_windows)
+        return WindowDataset(self.store, times, self.schema, self.hparams.window_hours, self.hparams.rollout,
+                             dropout=dropout, max_targets_per_type=max_targets,
+                             input_windows=self.hparams.input_windows, seed=self.hparams.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.hparams.in_memory:
+            self.store.load()
+        hp = self.hparams
+        if stage in (None, "fit"):
+            self._datasets["train"] = self._dataset(hp.train_period, hp.stride_hours, hp.dropout,
+                                                    hp.max_targets_per_type)
+        if stage in (None, "fit", "validate"):
+            self._datasets["val"] = self._dataset(hp.val_period, hp.window_hours)
+        if stage in (None, "test") and hp.test_period:
+            self._datasets["test"] = self._dataset(hp.test_period, hp.window_hours)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, shuffle=shuffle,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_windows,
+                          persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        self._datasets["train"].epoch = self.trainer.current_epoch if self.trainer else 0
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

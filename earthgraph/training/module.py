@@ -1,0 +1,86 @@
+"""The LightningModule: wraps the forecaster with the loss, optimiser and logging."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.training.loss import observation_loss
+
+
+class ForecastModule(L.LightningModule):
+    """Trains a :class:`GraphDOPForecaster` on observation windows.
+
+    ``schema`` and ``static`` come from the data module (linked by the CLI) and
+    are saved in the checkpoint, so a checkpoint alone can make forecasts.
+    """
+
+    def __init__(self, schema: dict | None = None, static: dict | None = None, nside: int = 8,
+                 latent_dim: int = 64, hidden_dim: int = 64, processor_layers: int = 4, decoder_k: int = 4,
+                 window_hours: float = 12.0, lr: float = 1e-3, weight_decay: float = 0.01,
+                 warmup_steps: int = 50, min_lr_ratio: float = 0.05, type_weights: dict[str, float] | None = None,
+                 encoder_neighbours: bool = True):
+        super().__init__()
+        if not schema:
+            raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
+        # Everything goes into the checkpoint; the logger gets a compact summary
+        # (the schema's statistics and the static grids would swamp a W&B config).
+        self.save_hyperparameters(logger=False)
+        self.model = GraphDOPForecaster(schema, nside=nside, latent_dim=latent_dim, hidden_dim=hidden_dim,
+                                        processor_layers=processor_layers, decoder_k=decoder_k,
+                                        window_hours=window_hours, static=static,
+                                        encoder_neighbours=encoder_neighbours)
+        self.type_weights = type_weights or {}
+
+    def on_fit_start(self) -> None:
+        if self.logger is None:
+            return
+        hp = {k: v for k, v in self.hparams.items() if k not in ("schema", "static")}
+        hp["observation_types"] = {n: s["channels"] for n, s in self.hparams.schema.items()}
+        hp["mesh_nodes"] = self.model.mesh.npix
+        hp["mesh_edges"] = int(self.model.mesh.senders.numel())
+        hp["parameters"] = sum(p.numel() for p in self.parameters())
+        self.logger.log_hyperparams(hp)
+
+    def forward(self, batch: dict) -> list[dict[str, torch.Tensor]]:
+        return self.model(batch["inputs"], batch["init_time"], batch["targets"])
+
+    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        preds = self(batch)
+        loss, per_type = observation_loss(preds, batch["targets"], self.type_weights)
+        bs = len(batch["init_time"])
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, on_step=stage == "train", on_epoch=True)
+        spheres: dict[str, list[torch.Tensor]] = {}
+        for name, v in per_type.items():
+            self.log(f"{stage}/loss_{name}", v, batch_size=bs, on_step=False, on_epoch=True)
+            spheres.setdefault(self.hparams.schema[name]["sphere"], []).append(v)
+        for sphere, vs in spheres.items():
+            self.log(f"{stage}/loss_sphere_{sphere}", torch.stack(vs).mean(), batch_size=bs, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "test")
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.hparams.warmup_steps, total // 2)
+        floor = self.hparams.min_lr_ratio
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,91 @@
+"""The forecaster as a plain nn.Module: shapes, missing data, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+from earthgraph.data.batch import ObsSet
+from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.training.loss import observation_loss
+
+SCHEMA = {
+    "synop": {"sphere": "atmosphere", "channels": ["t2m"], "metadata": [], "mean": [280.0], "std": [10.0],
+              "units": ["K"], "valid_min": [180.0], "valid_max": [340.0]},
+    "mw_sounder": {"sphere": "atmosphere", "channels": ["tb", "tcwv"], "metadata": ["scan_angle"],
+                   "mean": [260.0, 20.0], "std": [10.0, 10.0], "units": ["K", "kg m-2"],
+                   "valid_min": [150.0, 0.0], "valid_max": [330.0, 100.0]},
+}
+
+
+def _obs(n, c, m, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ObsSet(
+        values=torch.randn(n, c, generator=g), error=torch.full((n, c), 0.1),
+        lat=torch.asin(torch.rand(n, generator=g) * 2 - 1), lon=(torch.rand(n, generator=g) * 2 - 1) * np.pi,
+        time=torch.rand(n, generator=g), meta=torch.randn(n, m, generator=g),
+        sample=torch.randint(0, batch, (n,), generator=g),
+    )
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2)
+
+
+def test_forward_shapes_over_a_rollout():
+    model = _model()
+    inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}
+    targets = [{"synop": _obs(50, 1, 0, seed=k), "mw_sounder": _obs(70, 2, 1, seed=k)} for k in range(3)]
+    out = model(inputs, torch.tensor([1.6e9, 1.6e9 + 43200], dtype=torch.float64), targets)
+    assert len(out) == 3
+    assert out[2]["synop"].shape == (50, 1) and out[2]["mw_sounder"].shape == (70, 2)
+    assert all(torch.isfinite(v).all() for step in out for v in step.values())
+
+
+def test_a_missing_type_and_empty_cells_still_forecast():
+    model = _model()
+    init = torch.tensor([1.6e9], dtype=torch.float64)
+    only_few = {"synop": _obs(3, 1, 0, batch=1)}  # most cells see nothing, the sounder is absent
+    out = model(only_few, init, [{"mw_sounder": _obs(40, 2, 1, batch=1)}])
+    assert out[0]["mw_sounder"].shape == (40, 2) and torch.isfinite(out[0]["mw_sounder"]).all()
+    empty = {"synop": _obs(0, 1, 0, batch=1), "mw_sounder": _obs(0, 2, 1, batch=1)}
+    out = model(empty, init, [{"synop": _obs(10, 1, 0, batch=1)}])
+    assert torch.isfinite(out[0]["synop"]).all()
+
+
+def test_samples_in_a_batch_do_not_leak_into_each_other():
+    model = _model().eval()
+    init = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
+    a = _obs(200, 1, 0, batch=1, seed=1)
+    b = _obs(200, 1, 0, batch=1, seed=2)
+    b_in_1 = ObsSet(b.values, b.error, b.lat, b.lon, b.time, b.meta, torch.ones_like(b.sample))
+    tgt = _obs(30, 1, 0, batch=1, seed=3)
+    tgt_both = ObsSet.cat([tgt, ObsSet(tgt.values, tgt.error, tgt.lat, tgt.lon, tgt.time, tgt.meta, torch.ones_like(tgt.sample))])
+    with torch.no_grad():
+        joint = model({"synop": ObsSet.cat([a, b_in_1])}, init, [{"synop": tgt_both}])[0]["synop"]
+        alone = model({"synop": a}, init[:1], [{"synop": tgt}])[0]["synop"]
+    torch.testing.assert_close(joint[:30], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_seeded_training_is_bitwise_reproducible_on_cpu():
+    def run():
+        model = _model(seed=7)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(300, 2, 1)}
+        targets = [{"synop": _obs(60, 1, 0, seed=5), "mw_sounder": _obs(60, 2, 1, seed=6)}]
+        init = torch.tensor([1.6e9, 1.6e9 + 3600], dtype=torch.float64)
+        losses = []
+        for _ in range(3):
+            loss, _ = observation_loss(model(inputs, init, targets), targets)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses
+
+    assert run() == run()
+
+
+def test_bad_mesh_size_is_rejected():
+    with pytest.raises(ValueError, match="nside must be a power of two"):
+        GraphDOPForecaster(SCHEMA, nside=6)

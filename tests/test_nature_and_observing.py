@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from earthgraph.data import obs_types
+from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, run_nature
+from earthgraph.data.observing import ObservingConfig, ObservingNetwork
+from earthgraph.data.store import ObservationStore
+
+
+@pytest.fixture(scope="module")
+def nature():
+    return run_nature(NatureRunConfig(nlat=16, nlon=32, days=20, spinup_days=15, seed=5))
+
+
+def test_nature_run_covers_four_spheres_with_physical_values(nature):
+    spheres = {VARIABLES[v][0] for v in VARIABLES}
+    assert spheres == {"atmosphere", "ocean", "land", "cryosphere"}
+    t = nature.air_temperature.values
+    assert np.isfinite(t).all() and 200 < t.min() and t.max() < 330
+    sst = nature.sea_surface_temperature.values
+    land = nature.land_sea_mask.values > 0.5
+    assert np.isnan(sst[:, land]).all() and np.isfinite(sst[:, ~land]).all()
+    assert sst[:, ~land].min() >= 271.35 - 1e-3, "the ocean never cools below freezing"
+    ice = nature.sea_ice_concentration.values[:, ~land]
+    assert 0 <= ice.min() and ice.max() <= 1 and ice.max() > 0.3, "sea ice exists and is a fraction"
+    sm = nature.soil_moisture.values[:, land]
+    assert 0 <= sm.min() and sm.max() <= 1
+
+
+def test_water_budget_is_closed(nature):
+    total = nature.water_total.values
+    assert np.abs(total - total[0]).max() / abs(total[0]) < 1e-12
+
+
+def test_nature_run_is_deterministic_and_seed_dependent():
+    cfg = dict(nlat=8, nlon=16, days=2, spinup_days=2)
+    a = run_nature(NatureRunConfig(seed=1, **cfg)).air_temperature.values
+    b = run_nature(NatureRunConfig(seed=1, **cfg)).air_temperature.values
+    c = run_nature(NatureRunConfig(seed=2, **cfg)).air_temperature.values
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0.1
+
+
+def test_bad_nature_config_is_rejected():
+    with pytest.raises(ValueError, match="output_hours=1.5 is not a multiple of dt_minutes=60"):
+        NatureRunConfig(output_hours=1.5)
+
+
+def test_observing_systems_sample_truth_with_declared_errors(nature):
+    net = ObservingNetwork(nature, ObservingConfig(seed=0, scale=0.5))
+    t0 = net.sampler.t_start + 86400
+    for name in net.SYSTEMS:
+        cols = net.observe(name, t0, t0 + 43200)
+        ot = obs_types.get(name)
+        n = len(cols["time"])
+        assert n > 0, name
+        assert np.all(np.diff(cols["time"]) >= 0) and cols["time"].min() >= t0 and cols["time"].max() < t0 + 43200
+        assert np.all(np.abs(cols["lat"]) <= 90) and np.all((-180 <= cols["lon"]) & (cols["lon"] < 180))
+        lo = np.array([c.valid_min for c in ot.channels])
+        hi = np.array([c.valid_max for c in ot.channels])
+        assert np.all((cols["values"] >= lo) & (cols["values"] <= hi)), name
+        for m in ot.metadata:
+            assert len(cols[m]) == n
+    # Drifter SST departures from the truth have about the declared error.
+    cols = net.observe("drifter", t0, t0 + 43200)
+    truth = net.sampler.sample("sea_surface_temperature", cols["time"].astype(float), cols["lat"], cols["lon"])
+    dep = cols["values"][:, 0] - truth
+    assert abs(dep.std() - obs_types.DRIFTER.channels[0].error) < 0.05
+    assert abs(dep.mean()) < 0.05
+
+
+def test_generated_store_holds_every_system(small_osse):
+    out, summary = small_osse
+    store = ObservationStore(out / "obs.zarr")
+    assert set(store.type_names) == set(ObservingNetwork.SYSTEMS)
+    for name in store.type_names:
+        assert store.rows(name) == summary["counts"][name] > 0
+    assert store.static()["land_sea_mask"].shape == (16, 32)

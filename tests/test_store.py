@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from earthgraph.data import obs_types
+from earthgraph.data.store import ObservationStore, StoreError, StoreWriter
+
+
+def _columns(rng, n, t0, c=1, meta=()):
+    t = np.sort(rng.integers(t0, t0 + 86400, n))
+    cols = {
+        "time": t, "lat": rng.uniform(-90, 90, n), "lon": rng.uniform(-180, 180, n),
+        "values": rng.normal(280, 10, (n, c)).astype(np.float32),
+        "error": np.full((n, c), 0.5, np.float32),
+    }
+    for m in meta:
+        cols[m] = rng.uniform(-50, 50, n).astype(np.float32)
+    return cols
+
+
+def _write(path, chunks, **kw):
+    with StoreWriter(path, [obs_types.SYNOP, obs_types.MW_SOUNDER], provenance={"test": True}, **kw) as w:
+        for name, cols in chunks:
+            w.append(name, cols)
+
+
+def test_store_round_trips_columns_windows_and_stats(tmp_path):
+    rng = np.random.default_rng(0)
+    t0 = 1_600_000_000
+    a = _columns(rng, 500, t0, 1, ("station_id",))
+    b = _columns(rng, 400, t0 + 86400, 1, ("station_id",))
+    s = _columns(rng, 300, t0, 2, ("scan_angle",))
+    _write(tmp_path / "s.zarr", [("synop", a), ("synop", b), ("mw_sounder", s)])
+
+    store = ObservationStore(tmp_path / "s.zarr")
+    assert store.type_names == ["synop", "mw_sounder"]
+    assert store.obs_type("mw_sounder") == obs_types.MW_SOUNDER
+    assert store.attrs["provenance"] == {"test": True}
+
+    full = {k: np.concatenate([a[k], b[k]]) for k in a}
+    got = store.read("synop", t0 - 10, t0 + 3 * 86400)
+    for k in full:
+        np.testing.assert_array_equal(got[k], full[k].astype(got[k].dtype))
+
+    # Windows not aligned to the index bins return exactly the rows inside.
+    for lo, hi in [(t0 + 1234, t0 + 50000), (t0 + 86399, t0 + 86401), (t0 + 7200, t0 + 7200)]:
+        w = store.read("synop", lo, hi)
+        expect = (full["time"] >= lo) & (full["time"] < hi)
+        np.testing.assert_array_equal(w["time"], full["time"][expect])
+        np.testing.assert_array_equal(w["values"], full["values"][expect])
+    assert len(store.read("synop", t0 - 10**6, t0 - 10**5)["time"]) == 0
+
+    stats = store.stats("mw_sounder")
+    np.testing.assert_allclose(stats["mean"], s["values"].astype(np.float64).mean(0), rtol=1e-10)
+    np.testing.assert_allclose(stats["std"], s["values"].astype(np.float64).std(0, ddof=1), rtol=1e-8)
+    stats = store.stats("synop")
+    np.testing.assert_allclose(stats["mean"], full["values"].astype(np.float64).mean(0), rtol=1e-10)
+
+    # In memory or from disk: the same windows.
+    mem = ObservationStore(tmp_path / "s.zarr").load()
+    np.testing.assert_array_equal(mem.read("synop", t0 + 5000, t0 + 90000)["lat"], store.read("synop", t0 + 5000, t0 + 90000)["lat"])
+
+
+def test_failed_write_leaves_previous_store_intact(tmp_path):
+    rng = np.random.default_rng(1)
+    t0 = 1_600_000_000
+    first = _columns(rng, 200, t0, 1, ("station_id",))
+    _write(tmp_path / "s.zarr", [("synop", first)])
+    before = ObservationStore(tmp_path / "s.zarr").read("synop", t0, t0 + 86400)
+
+    later = _columns(rng, 100, t0, 1, ("station_id",))
+    unsorted = dict(later, time=later["time"][::-1].copy())
+    with pytest.raises(StoreError, match="sorted by time"):
+        _write(tmp_path / "s.zarr", [("synop", later), ("synop", unsorted)], overwrite=True)
+
+    after = ObservationStore(tmp_path / "s.zarr").read("synop", t0, t0 + 86400)
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k])
+    assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"], "no temporary store left behind"
+
+
+def test_store_rejects_bad_input_with_named_errors(tmp_path):
+    rng = np.random.default_rng(2)
+    cols = _columns(rng, 10, 1_600_000_000, 1, ("station_id",))
+    with pytest.raises(StoreError, match="unknown observation type 'radar'"):
+        _write(tmp_path / "a.zarr", [("radar", cols)])
+    bad = dict(cols, lat=cols["lat"][:5])
+    with pytest.raises(StoreError, match="field 'lat'"):
+        _write(tmp_path / "b.zarr", [("synop", bad)])
+    _write(tmp_path / "c.zarr", [("synop", cols)])
+    with pytest.raises(StoreError, match="already exists"):
+        _write(tmp_path / "c.zarr", [("synop", cols)])
+    with pytest.raises(StoreError, match="does not exist"):
+        ObservationStore(tmp_path / "missing.zarr")
+    with pytest.raises(KeyError, match="no type 'drifter'"):
+        ObservationStore(tmp_path / "c.zarr").read("drifter", 0, 1)

@@ -1,0 +1,122 @@
+"""The model learns, Lightning trains it, W&B records it, the CLI drives it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from earthgraph.training.datamodule import ObservationDataModule
+from earthgraph.training.loss import observation_loss
+from earthgraph.training.module import ForecastModule
+from earthgraph.training.wandb_offline import read_config, read_history
+
+REPO = Path(__file__).resolve().parents[1]
+PERIODS = dict(train_period=("2020-03-01", "2020-03-09"), val_period=("2020-03-09", "2020-03-11"),
+               test_period=("2020-03-10", "2020-03-12"))
+SMALL_MODEL = dict(nside=4, latent_dim=32, hidden_dim=32, processor_layers=2, warmup_steps=2)
+
+
+def _datamodule(osse_dir, **kw):
+    return ObservationDataModule(str(osse_dir / "obs.zarr"), **PERIODS, rollout=2, batch_size=2, **kw)
+
+
+def test_optimiser_steps_reduce_the_loss_on_a_fixed_batch(small_osse):
+    out, _ = small_osse
+    torch.manual_seed(0)
+    dm = _datamodule(out)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    module = ForecastModule(schema=dm.schema, static=dm.static, **SMALL_MODEL)
+    opt = torch.optim.AdamW(module.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss, _ = observation_loss(module(batch), batch["targets"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_loss_ignores_missing_observations_and_weights_by_error():
+    from earthgraph.data.batch import ObsSet
+
+    def obs(values, error):
+        n = len(values)
+        return ObsSet(torch.tensor(values)[:, None], torch.tensor(error)[:, None], torch.zeros(n), torch.zeros(n),
+                      torch.zeros(n), torch.zeros(n, 0), torch.zeros(n, dtype=torch.long))
+
+    pred = torch.tensor([[1.0], [0.0], [5.0]])
+    o = obs([0.0, 0.0, float("nan")], [1.0, 0.5, 1.0])
+    total, per = observation_loss([{"t": pred}], [{"t": o}])
+    # departures 1 and 0 in units of errors 1 and 0.5; the NaN row is masked.
+    assert float(total) == pytest.approx((1.0 + 0.0) / 2)
+    o = obs([0.0, 1.0, float("nan")], [1.0, 0.5, 1.0])
+    total, _ = observation_loss([{"t": pred}], [{"t": o}])
+    assert float(total) == pytest.approx((1.0 + (1.0 / 0.5) ** 2) / 2)
+    with pytest.raises(ValueError, match="no valid target"):
+        observation_loss([{"t": pred}], [{"t": obs([float("nan")] * 3, [1.0] * 3)}])
+
+
+def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path):
+    out, _ = small_osse
+    L.seed_everything(0)
+    dm = _datamodule(out)
+    module = ForecastModule(schema=dm.schema, static=dm.static, **SMALL_MODEL)
+    logger = WandbLogger(project="earthgraph-test", offline=True, save_dir=str(tmp_path))
+    trainer = L.Trainer(max_steps=6, limit_val_batches=2, val_check_interval=3, log_every_n_steps=1,
+                        logger=logger, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, accelerator="cpu")
+    trainer.fit(module, dm)
+    run_dir = Path(logger.experiment.dir).parent
+    logger.experiment.finish()
+    assert run_dir.name.startswith("offline-run-")
+    assert list(run_dir.glob("run-*.wandb")), "the offline run's file exists for `wandb sync`"
+
+    history = read_history(run_dir)
+    logged = {k for row in history for k in row}
+    for key in ("train/loss_step", "val/loss", "val/loss_synop", "val/loss_sphere_ocean", "val/loss_sphere_cryosphere"):
+        assert key in logged, key
+    train = [row["train/loss_step"] for row in history if "train/loss_step" in row]
+    assert len(train) == 6 and all(np.isfinite(train))
+    steps = [row["trainer/global_step"] for row in history if "val/loss" in row]
+    assert steps == [2, 5], "validation every 3 steps"
+    config = read_config(run_dir)
+    assert config["nside"] == 4 and config["latent_dim"] == 32
+
+
+def test_train_cli_fits_and_writes_a_checkpoint(small_osse, tmp_path):
+    out, _ = small_osse
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f"""
+seed_everything: 1
+trainer:
+  max_steps: 3
+  accelerator: cpu
+  limit_val_batches: 1
+  enable_progress_bar: false
+  default_root_dir: {tmp_path}
+  logger: false
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}
+model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+data:
+  store: {out}/obs.zarr
+  train_period: [2020-03-01, 2020-03-09]
+  val_period: [2020-03-09, 2020-03-11]
+  test_period: [2020-03-10, 2020-03-12]
+  batch_size: 2
+""")
+    proc = subprocess.run([sys.executable, "train.py", "fit", "--config", str(cfg)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 3
+    assert set(ckpt["hyper_parameters"]["schema"]) >= {"synop", "drifter", "seaice_conc", "geo_ir"}
+    assert ckpt["datamodule_hyper_parameters"]["test_period"] == ["2020-03-10", "2020-03-12"]
