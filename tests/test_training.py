@@ -39,7 +39,7 @@ def test_optimiser_steps_reduce_the_loss_on_a_fixed_batch(small_osse):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
 
 

@@ -168,7 +168,8 @@ class ObservingConfig:
     sounder_line_every_s: float = 160.0
     geo_points_per_hour: int = 60
     drifters: int = 300
-    retrieval_line_every_s: float = 300.0
+    retrieval_line_every_s: float = 150.0
+    retrieval_satellites: int = 2
     gap_fraction: float = 0.03
 
     def n(self, count: int) -> int:
@@ -274,7 +275,7 @@ class ObservingNetwork:
         rng = self._rng("leo_ir", t0)
         t, lat, lon, scan = polar_orbit_swaths(
             t0, t1, n_satellites=2, swath_half_width_km=1400.0, n_scan=11,
-            line_every_s=self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + 14)
+            line_every_s=2 * self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + 14)
         return self._finish("leo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"scan_angle": scan}, rng)
 
     def geo_ir(self, t0: float, t1: float) -> dict:
@@ -311,7 +312,7 @@ class ObservingNetwork:
                    exact_zero: bool = False) -> dict:
         rng = self._rng(name, t0)
         t, lat, lon, scan = polar_orbit_swaths(
-            t0, t1, n_satellites=1, swath_half_width_km=1400.0, n_scan=11,
+            t0, t1, n_satellites=self.config.retrieval_satellites, swath_half_width_km=1400.0, n_scan=11,
             line_every_s=self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + seed_offset)
         keep = where(lat, lon)
         t, lat, lon, scan = t[keep], lat[keep], lon[keep], scan[keep]
