@@ -273,9 +273,10 @@ class ObservingNetwork:
 
     def leo_ir(self, t0: float, t1: float) -> dict:
         rng = self._rng("leo_ir", t0)
+        # Four platforms with different equator-crossing times sample the diurnal cycle.
         t, lat, lon, scan = polar_orbit_swaths(
-            t0, t1, n_satellites=2, swath_half_width_km=1400.0, n_scan=11,
-            line_every_s=2 * self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + 14)
+            t0, t1, n_satellites=4, swath_half_width_km=1400.0, n_scan=11,
+            line_every_s=4 * self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + 14)
         return self._finish("leo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"scan_angle": scan}, rng)
 
     def geo_ir(self, t0: float, t1: float) -> dict:

@@ -72,13 +72,11 @@ class WindowDataset(Dataset):
         origin = t0 if origin is None else origin
         for name, spec in self.schema.items():
             cols = self.store.read(name, t0, t0 + n_windows * self.window)
-            n = len(cols["time"])
-            p = dropout.get(name, 0.0)
-            if rng is not None and p > 0 and n:
-                keep = rng.uniform(size=n) >= p
+            if rng is not None and dropout.get(name, 0.0) > 0:
+                keep = rng.uniform(size=len(cols["time"])) >= dropout[name]
                 cols = {k: v[keep] for k, v in cols.items()}
-            elif rng is not None and max_rows is not None and n > max_rows:
-                keep = np.sort(rng.choice(n, size=max_rows, replace=False))
+            if rng is not None and max_rows is not None and len(cols["time"]) > max_rows:
+                keep = np.sort(rng.choice(len(cols["time"]), size=max_rows, replace=False))
                 cols = {k: v[keep] for k, v in cols.items()}
             out[name] = columns_to_obsset(cols, spec["metadata"], np.asarray(spec["mean"], np.float32),
                                           np.asarray(spec["std"], np.float32), origin, self.window, 0)

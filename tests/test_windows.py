@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from earthgraph.data.store import ObservationStore
+from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
+
+
+@pytest.fixture(scope="module")
+def store(small_osse):
+    return ObservationStore(small_osse[0] / "obs.zarr").load()
+
+
+def test_windows_hold_the_right_observations_in_window_units(store):
+    schema = observation_schema(store)
+    times = init_times_between(np.datetime64("2020-03-03"), np.datetime64("2020-03-06"), 12, 2, 12, store.time_range, 2)
+    assert len(times) == 6 and np.all(times % 43200 == 0)
+    ds = WindowDataset(store, times, schema, 12, rollout=2, input_windows=2)
+    item = ds[0]
+    t0 = int(times[0])
+    raw_in = store.read("synop", t0 - 2 * 43200, t0)
+    raw_t2 = store.read("synop", t0 + 43200, t0 + 2 * 43200)
+    assert len(item["inputs"]["synop"]) == len(raw_in["time"])
+    assert len(item["targets"][1]["synop"]) == len(raw_t2["time"])
+    assert -2.0 <= item["inputs"]["synop"].time.min() and item["inputs"]["synop"].time.max() < 0.0
+    assert 0.0 <= item["targets"][1]["synop"].time.min() and item["targets"][1]["synop"].time.max() < 1.0
+    spec = schema["synop"]
+    back = item["targets"][1]["synop"].values.numpy()[:, 0] * spec["std"][0] + spec["mean"][0]
+    np.testing.assert_allclose(back, raw_t2["values"][:, 0], rtol=1e-5)
+
+
+def test_dropout_and_target_cap_are_reproducible_and_leave_evaluation_inputs_whole(store):
+    schema = observation_schema(store)
+    times = init_times_between(np.datetime64("2020-03-03"), np.datetime64("2020-03-05"), 12, 1, 12, store.time_range)
+    ds = WindowDataset(store, times, schema, 12, rollout=1, dropout={"geo_ir": 0.5}, max_targets_per_type=20, seed=1)
+    a, b = ds[1], ds[1]
+    full = len(store.read("geo_ir", int(times[1]) - 43200, int(times[1]))["time"])
+    assert 0.35 * full < len(a["inputs"]["geo_ir"]) < 0.65 * full
+    np.testing.assert_array_equal(a["inputs"]["geo_ir"].lat.numpy(), b["inputs"]["geo_ir"].lat.numpy())
+    assert max(len(o) for o in a["targets"][0].values()) <= 20
+    assert len(ds.input_window(int(times[1]))["geo_ir"]) == full
+    batch = collate_windows([ds[0], ds[1]])
+    assert set(batch["inputs"]["synop"].sample.tolist()) == {0, 1}
+
+
+def test_an_empty_period_is_a_clear_error(store):
+    schema = observation_schema(store)
+    times = init_times_between(np.datetime64("2030-01-01"), np.datetime64("2030-02-01"), 12, 1, 12, store.time_range)
+    with pytest.raises(ValueError, match="no initialisation times"):
+        WindowDataset(store, times, schema)
