@@ -24,3 +24,23 @@ class MLP(nn.Sequential):
 def gather_nodes(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """h (B, N, F), index (E,) -> (B, E, F)."""
     return h.index_select(1, index)
+
+
+class EdgeMessage(nn.Module):
+    """``silu(A x[sender] + B e + c)``: the first layer of an edge MLP over
+    ``[x_sender, e]`` computed without building the concatenation.
+
+    The projection of ``x`` is done once per sender, not once per edge, so the
+    per-edge cost is a gather and an add (GraphCast's trick). The second layer
+    of the MLP is left to the receiver, after aggregation (a linear map
+    commutes with the mean).
+    """
+
+    def __init__(self, latent_dim: int, edge_dim: int):
+        super().__init__()
+        self.sender = nn.Linear(latent_dim, latent_dim)
+        self.edge = nn.Linear(edge_dim, latent_dim, bias=False)
+
+    def forward(self, x: torch.Tensor, senders: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+        """x (S, F) sender latents, senders (E,), edge_features (E, edge_dim) -> (E, F)."""
+        return nn.functional.silu(self.sender(x).index_select(0, senders) + self.edge(edge_features))

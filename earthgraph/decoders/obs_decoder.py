@@ -12,10 +12,9 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.encoders.obs_encoder import EdgeMessage
 from earthgraph.graphs.edges import edge_features, lat_lon_to_xyz, mesh_to_points
 from earthgraph.kernels import segment_mean
-from earthgraph.layers import MLP
+from earthgraph.layers import MLP, EdgeMessage
 
 POSITION_FEATURES = 4  # xyz and time in window
 

@@ -2,7 +2,7 @@
 
 Each type has its own embedding of (normalised values, normalised errors,
 position, time in window, metadata); messages along observation->mesh edges
-combine the embedding with the edge geometry (:class:`EdgeMessage`); each
+combine the embedding with the edge geometry (:class:`earthgraph.layers.EdgeMessage`); each
 type's messages are averaged per mesh node and the types are summed with
 learned gates. A node MLP then
 adds static features, forcings and per-type observation counts. Types missing
@@ -17,30 +17,10 @@ from torch import nn
 from earthgraph.data.batch import ObsSet
 from earthgraph.graphs.edges import edge_features, lat_lon_to_xyz, points_to_mesh
 from earthgraph.kernels import segment_mean
-from earthgraph.layers import MLP
+from earthgraph.layers import MLP, EdgeMessage
 
 POINT_FEATURES = 4  # xyz + time in window
 EDGE_FEATURES = 3
-
-
-class EdgeMessage(nn.Module):
-    """``silu(A x[sender] + B e + c)``: the first layer of an edge MLP over
-    ``[x_sender, e]`` computed without building the concatenation.
-
-    The projection of ``x`` is done once per sender, not once per edge, so the
-    per-edge cost is a gather and an add (GraphCast's trick). The second layer
-    of the MLP is left to the receiver, after aggregation (a linear map
-    commutes with the mean).
-    """
-
-    def __init__(self, latent_dim: int, edge_dim: int):
-        super().__init__()
-        self.sender = nn.Linear(latent_dim, latent_dim)
-        self.edge = nn.Linear(edge_dim, latent_dim, bias=False)
-
-    def forward(self, x: torch.Tensor, senders: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
-        """x (S, F) sender latents, senders (E,), edge_features (E, edge_dim) -> (E, F)."""
-        return nn.functional.silu(self.sender(x).index_select(0, senders) + self.edge(edge_features))
 
 
 class ObservationEncoder(nn.Module):
