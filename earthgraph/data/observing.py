@@ -170,6 +170,9 @@ class ObservingConfig:
     drifters: int = 300
     retrieval_line_every_s: float = 150.0
     retrieval_satellites: int = 2
+    # Infrared imagers on several platforms with different equator-crossing times
+    # sample the diurnal cycle; together they scan as many lines as one retrieval platform.
+    ir_imager_satellites: int = 4
     gap_fraction: float = 0.03
 
     def n(self, count: int) -> int:
@@ -271,12 +274,16 @@ class ObservingNetwork:
         rh = tcwv / (12.0 * np.exp(0.065 * (tair - 273.15)))
         return np.where(rh > 0.775, np.nan, skin)
 
+    def _imager_swaths(self, t0: float, t1: float, n_satellites: int, line_every_s: float, seed_offset: int):
+        """Scan positions of polar-orbiting imagers/radiometers with a 1400 km half-swath."""
+        return polar_orbit_swaths(
+            t0, t1, n_satellites=n_satellites, swath_half_width_km=1400.0, n_scan=11,
+            line_every_s=line_every_s / self.config.scale, seed=self.config.seed + seed_offset)
+
     def leo_ir(self, t0: float, t1: float) -> dict:
         rng = self._rng("leo_ir", t0)
-        # Four platforms with different equator-crossing times sample the diurnal cycle.
-        t, lat, lon, scan = polar_orbit_swaths(
-            t0, t1, n_satellites=4, swath_half_width_km=1400.0, n_scan=11,
-            line_every_s=4 * self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + 14)
+        n = self.config.ir_imager_satellites
+        t, lat, lon, scan = self._imager_swaths(t0, t1, n, n * self.config.retrieval_line_every_s, 14)
         return self._finish("leo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"scan_angle": scan}, rng)
 
     def geo_ir(self, t0: float, t1: float) -> dict:
@@ -312,9 +319,8 @@ class ObservingNetwork:
     def _retrieval(self, name: str, variable: str, t0: float, t1: float, where, seed_offset: int,
                    exact_zero: bool = False) -> dict:
         rng = self._rng(name, t0)
-        t, lat, lon, scan = polar_orbit_swaths(
-            t0, t1, n_satellites=self.config.retrieval_satellites, swath_half_width_km=1400.0, n_scan=11,
-            line_every_s=self.config.retrieval_line_every_s / self.config.scale, seed=self.config.seed + seed_offset)
+        t, lat, lon, scan = self._imager_swaths(t0, t1, self.config.retrieval_satellites,
+                                                self.config.retrieval_line_every_s, seed_offset)
         keep = where(lat, lon)
         t, lat, lon, scan = t[keep], lat[keep], lon[keep], scan[keep]
         return self._finish(name, t, lat, lon, [self.sampler.sample(variable, t, lat, lon)], {"scan_angle": scan}, rng,

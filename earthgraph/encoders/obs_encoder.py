@@ -2,10 +2,10 @@
 
 Each type has its own embedding of (normalised values, normalised errors,
 position, time in window, metadata); messages along observation->mesh edges
-combine the embedding with the edge geometry (:class:`earthgraph.layers.EdgeMessage`); each
-type's messages are averaged per mesh node and the types are summed with
-learned gates. A node MLP then
-adds static features, forcings and per-type observation counts. Types missing
+combine the embedding with the edge geometry
+(:class:`earthgraph.layers.EdgeMessage`); each type's messages are averaged per
+mesh node and the types are summed with learned gates. A node MLP then adds
+static features, forcings and per-type observation counts. Types missing
 from a window and cells without observations simply contribute zeros.
 """
 
