@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 data: setup
-	$(BIN)/python -m earthgraph.data generate --out $(QS)/data --days 120 --seed 0 --obs-scale 0.5
+	$(BIN)/python -m earthgraph.data generate --out $(QS)/data --days 365 --seed 0 --obs-scale 0.5
 
 train: setup
 	rm -rf $(QS)/checkpoints $(QS)/wandb

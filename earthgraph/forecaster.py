@@ -20,11 +20,13 @@ from earthgraph.decoders import ObservationDecoder
 from earthgraph.encoders import ObservationEncoder
 from earthgraph.graphs.edges import edge_features
 from earthgraph.graphs.healpix import HealpixMesh
-from earthgraph.graphs.remap import grid_to_healpix_mean
+from earthgraph.graphs.remap import grid_to_healpix_mean, nearest_grid_cell, regular_grid_spacing
 from earthgraph.processors import InteractionNetworkProcessor
 
 FORCING_DIM = 6
-POINT_FORCING_DIM = 4
+POINT_FORCING_DIM = 6
+INSOLATION_HISTORY_HOURS = (3.0, 6.0)  # surface temperatures answer sunlight with a lag of hours
+POINT_STATIC_DIM = 1  # land-sea mask at the point
 
 
 class MeshGraph(nn.Module):
@@ -62,18 +64,58 @@ def window_forcing(lat: torch.Tensor, lon: torch.Tensor, window_start: torch.Ten
     return torch.stack(feats, dim=-1).float()
 
 
+def mean_insolation(lat: torch.Tensor, lon: torch.Tensor, t: torch.Tensor, hours: float, samples: int = 4) -> torch.Tensor:
+    """Top-of-atmosphere insolation (W m-2) averaged over the ``hours`` before ``t``
+    (s since 1970), by the midpoint rule; like GraphCast's accumulated TOA flux."""
+    step = hours * 3600.0 / samples
+    acc = torch.zeros_like(t)
+    for k in range(samples):
+        acc = acc + solar.insolation(lat, lon, t - (k + 0.5) * step, xp=torch)
+    return acc / samples
+
+
 def point_forcing(o: ObsSet, window_start: torch.Tensor, window_seconds: float) -> torch.Tensor:
     """(n, POINT_FORCING_DIM) at each point's own time: cosine of the solar zenith
-    angle, daily-mean insolation (/ 500 W m-2) and local solar time as sin/cos
-    (which tells morning from afternoon, unlike the zenith angle)."""
+    angle, daily-mean insolation, local solar time as sin/cos (which tells morning
+    from afternoon, unlike the zenith angle), and the insolation averaged over the
+    past ``INSOLATION_HISTORY_HOURS`` (insolations / 500 W m-2)."""
     t = window_start.double()[o.sample] + o.time.double() * window_seconds
     lat, lon = o.lat.double(), o.lon.double()
     lst = solar.local_solar_time_angle(lon, t, xp=torch)
+    history = [mean_insolation(lat, lon, t, h) / 500.0 for h in INSOLATION_HISTORY_HOURS]
     return torch.stack([
         solar.cos_zenith(lat, lon, t, xp=torch),
         solar.daily_mean_insolation(lat, t, xp=torch) / 500.0,
-        torch.sin(lst), torch.cos(lst),
+        torch.sin(lst), torch.cos(lst), *history,
     ], dim=-1).float()
+
+
+class PointStatics(nn.Module):
+    """Static fields on a regular lat-lon grid, looked up at any points (nearest cell).
+
+    Observations and decoder queries carry the surface under them: a skin
+    temperature at a coastal point is a land or a sea temperature, which a
+    mesh node's land fraction cannot tell. Without static fields every point
+    gets zeros.
+    """
+
+    def __init__(self, static: dict | None):
+        super().__init__()
+        if static and "land_sea_mask" in static:
+            lat, lon = np.asarray(static["latitude"], np.float64), np.asarray(static["longitude"], np.float64)
+            self.grid = (float(lat[0]), regular_grid_spacing(lat, "latitude"), len(lat),
+                         float(lon[0]), regular_grid_spacing(lon, "longitude"), len(lon))
+            mask = np.asarray(static["land_sea_mask"], np.float32).reshape(-1)
+        else:
+            self.grid, mask = None, np.zeros(0, np.float32)
+        self.register_buffer("land_sea_mask", torch.from_numpy(mask), persistent=False)
+
+    def forward(self, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
+        """(n,) radians -> (n, POINT_STATIC_DIM)."""
+        if self.grid is None:
+            return lat.new_zeros((len(lat), POINT_STATIC_DIM), dtype=torch.float32)
+        cell = nearest_grid_cell(lat, lon, *self.grid)
+        return self.land_sea_mask[cell][:, None]
 
 
 class GraphDOPForecaster(nn.Module):
@@ -98,11 +140,13 @@ class GraphDOPForecaster(nn.Module):
                                         np.asarray(static["land_sea_mask"], dtype=np.float64))
         node_static = torch.cat([self.mesh.xyz, torch.from_numpy(land).float()[:, None]], dim=1)
         self.register_buffer("node_static", node_static, persistent=False)
+        self.point_static = PointStatics(static)
         type_dims = {name: (len(s["channels"]), len(s["metadata"])) for name, s in schema.items()}
         self.encoder = ObservationEncoder(type_dims, latent_dim, node_static.shape[1] + FORCING_DIM, hidden_dim,
-                                          encoder_neighbours)
+                                          POINT_STATIC_DIM, encoder_neighbours)
         self.processor = InteractionNetworkProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM)
-        self.decoder = ObservationDecoder(type_dims, latent_dim, hidden_dim, POINT_FORCING_DIM, decoder_k)
+        self.decoder = ObservationDecoder(type_dims, latent_dim, hidden_dim, POINT_FORCING_DIM + POINT_STATIC_DIM,
+                                          decoder_k)
 
     def _forcing(self, window_start: torch.Tensor) -> torch.Tensor:
         return window_forcing(self.mesh.lat, self.mesh.lon, window_start, self.window_seconds)
@@ -111,14 +155,16 @@ class GraphDOPForecaster(nn.Module):
         """Latent state (B, N, F) from the observations of the window before ``init_time``."""
         start = init_time - self.window_seconds
         static = self.node_static.unsqueeze(0).expand(len(init_time), -1, -1)
-        return self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1))
+        point_static = {name: self.point_static(o.lat, o.lon) for name, o in inputs.items()}
+        return self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
 
     def step(self, h: torch.Tensor, window_start: torch.Tensor) -> torch.Tensor:
         """Advance the latent state into the window beginning at ``window_start``."""
         return self.processor(h, self._forcing(window_start), self.mesh)
 
     def decode(self, h: torch.Tensor, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = {name: point_forcing(t, window_start, self.window_seconds) for name, t in targets.items()}
+        feats = {name: torch.cat([point_forcing(t, window_start, self.window_seconds), self.point_static(t.lat, t.lon)], dim=-1)
+                 for name, t in targets.items()}
         return self.decoder(h, targets, feats, self.mesh)
 
     def forward(self, inputs: dict[str, ObsSet], init_time: torch.Tensor,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.forecaster import GraphDOPForecaster, PointStatics
 from earthgraph.training.loss import observation_loss
 
 SCHEMA = {
@@ -53,6 +53,26 @@ def test_a_missing_type_and_empty_cells_still_forecast():
     assert torch.isfinite(out[0]["synop"]).all()
 
 
+def test_missing_channels_are_neither_seen_nor_scored():
+    # A two-channel instrument whose second channel is missing in half the rows
+    # (a microwave imager's SST over land): forecasts and loss stay finite, and a
+    # missing target value adds nothing to the loss.
+    model = _model().eval()
+    init = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
+    snd = _obs(400, 2, 1)
+    snd.values[::2, 1] = float("nan")
+    tgt = _obs(60, 2, 1, seed=5)
+    with torch.no_grad():
+        out = model({"mw_sounder": snd}, init, [{"mw_sounder": tgt}])
+    assert torch.isfinite(out[0]["mw_sounder"]).all()
+    full, _ = observation_loss(out, [{"mw_sounder": tgt}])
+    tgt.values[:30, 0] = float("nan")
+    gappy, _ = observation_loss(out, [{"mw_sounder": tgt}])
+    d = ((out[0]["mw_sounder"] - tgt.values) / tgt.error) ** 2
+    torch.testing.assert_close(gappy, d[torch.isfinite(d)].mean())
+    assert torch.isfinite(full) and not torch.isclose(full, gappy)
+
+
 def test_samples_in_a_batch_do_not_leak_into_each_other():
     model = _model().eval()
     init = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
@@ -89,3 +109,32 @@ def test_seeded_training_is_bitwise_reproducible_on_cpu():
 def test_bad_mesh_size_is_rejected():
     with pytest.raises(ValueError, match="nside must be a power of two"):
         GraphDOPForecaster(SCHEMA, nside=6)
+
+
+def test_point_statics_give_the_surface_under_each_point():
+    lat = np.arange(-87.5, 90, 5.0)  # 36 cell centres
+    lon = np.arange(0, 360, 10.0)  # 36, periodic
+    mask = (np.arange(36)[:, None] + np.arange(36)[None, :]) % 2  # a checkerboard: neighbours differ
+    statics = PointStatics({"latitude": lat, "longitude": lon, "land_sea_mask": mask})
+    rad = lambda d: torch.tensor(np.radians(d))  # noqa: E731
+    # At cell centres, a hair off them, across the dateline and beyond the last row.
+    got = statics(rad([-87.5, -85.1, 2.4, 2.6, -0.1, -0.1, 89.9, -90.0]),
+                  rad([0.0, 10.0, 354.9, -5.1, 355.1, -4.9, 170.0, 180.0]))[:, 0].numpy()
+    expect = [mask[0, 0], mask[0, 1], mask[18, 35], mask[18, 35], mask[17, 0], mask[17, 0], mask[35, 17], mask[0, 18]]
+    np.testing.assert_array_equal(got, expect)
+    assert PointStatics(None)(rad([10.0]), rad([20.0])).tolist() == [[0.0]]
+    with pytest.raises(ValueError, match="latitude is not ascending and evenly spaced"):
+        PointStatics({"latitude": lat[::-1], "longitude": lon, "land_sea_mask": mask})
+
+
+def test_insolation_history_is_the_mean_of_past_sunlight():
+    from earthgraph.data import solar
+    from earthgraph.forecaster import mean_insolation
+
+    lat = torch.tensor(np.radians([0.0, 45.0, -70.0]), dtype=torch.float64)
+    lon = torch.tensor(np.radians([10.0, -100.0, 150.0]), dtype=torch.float64)
+    t = torch.full((3,), 1.6e9 + 5 * 3600.0, dtype=torch.float64)
+    fine = torch.stack([solar.insolation(lat, lon, t - s, xp=torch) for s in np.linspace(0, 6 * 3600, 2001)]).mean(0)
+    got = mean_insolation(lat, lon, t, 6.0)
+    torch.testing.assert_close(got, fine, atol=15.0, rtol=0.03)  # W m-2: 4-point midpoint rule
+    assert (got >= 0).all() and got.max() > 100

@@ -58,7 +58,9 @@ def test_observing_systems_sample_truth_with_declared_errors(nature):
         assert np.all(np.abs(cols["lat"]) <= 90) and np.all((-180 <= cols["lon"]) & (cols["lon"] < 180))
         lo = np.array([c.valid_min for c in ot.channels])
         hi = np.array([c.valid_max for c in ot.channels])
-        assert np.all((cols["values"] >= lo) & (cols["values"] <= hi)), name
+        v = cols["values"]
+        assert np.all(np.isnan(v) | ((v >= lo) & (v <= hi))), name
+        assert np.isfinite(v).any(axis=1).all(), f"{name}: a row with no value at all"
         for m in ot.metadata:
             assert len(cols[m]) == n
     # Drifter SST departures from the truth have about the declared error.
@@ -76,3 +78,39 @@ def test_generated_store_holds_every_system(small_osse):
     for name in store.type_names:
         assert store.rows(name) == summary["counts"][name] > 0
     assert store.static()["land_sea_mask"].shape == (16, 32)
+
+
+def test_microwave_imager_sees_surface_temperature_through_cloud(nature):
+    net = ObservingNetwork(nature, ObservingConfig(seed=0, scale=1.0))
+    t0 = net.sampler.t_start + 86400
+    cols = net.observe("mw_imager", t0, t0 + 86400)
+    t, lat, lon = cols["time"].astype(float), cols["lat"], cols["lon"]
+    land = net.sampler.is_land(lat, lon)
+    assert land.any() and (~land).any()
+    lst, sst = cols["values"][:, 0], cols["values"][:, 1]
+    # One channel per surface; the other is missing, never made up.
+    assert np.isfinite(lst[land]).all() and np.isnan(lst[~land]).all()
+    assert np.isnan(sst[land]).all() and np.isfinite(sst[~land]).all()
+    ice = net.sampler.sample("sea_ice_concentration", t, lat, lon)
+    assert np.all(ice[~land] <= 0.15), "no sea-surface retrievals over sea ice"
+    dep_l = lst[land] - net.sampler.sample("land_surface_temperature", t, lat, lon)[land]
+    dep_s = sst[~land] - net.sampler.sample("sea_surface_temperature", t, lat, lon)[~land]
+    assert abs(dep_l.std() - obs_types.MW_IMAGER.channel("lst").error) < 0.3
+    assert abs(dep_s.std() - obs_types.MW_IMAGER.channel("sst").error) < 0.1
+    # All-weather: it reports where the infrared imagers' clear-sky test fails.
+    cloudy = np.isnan(net._clear_sky_skin(t, lat, lon))
+    assert cloudy.sum() > 0.05 * len(t)
+
+
+def test_sun_synchronous_orbits_cross_the_equator_at_their_local_times():
+    from earthgraph.data.observing import polar_orbit_swaths
+
+    t0 = 1_600_000_000.0
+    t, lat, lon, _ = polar_orbit_swaths(t0, t0 + 5 * 86400, crossing_hours=(13.5,), swath_half_width_km=0.0,
+                                        n_scan=1, line_every_s=20.0, seed=0)
+    eq = np.abs(lat) < 2.0
+    local = np.mod(np.mod(t[eq], 86400) / 3600 + lon[eq] / 15.0, 24.0)
+    # Ascending at 13:30, descending at 01:30, within the time the track takes to cross 2 degrees.
+    off = np.minimum(np.abs(local - 13.5), np.abs(local - 1.5))
+    assert eq.sum() > 50 and off.max() < 0.25
+    assert (np.abs(local - 13.5) < 0.25).any() and (np.abs(local - 1.5) < 0.25).any()

@@ -77,6 +77,9 @@ class NatureRunConfig:
     ocean_current_m_per_s: float = 0.8
     land_fraction: float = 0.3
     ice_drift_fraction: float = 0.05
+    # Kelvin: seeded noise added to the air temperature after spin-up, to measure
+    # how fast two nearby trajectories separate (the error-doubling time).
+    perturbation_K: float = 0.0
 
     def __post_init__(self):
         if self.days <= 0 or self.dt_minutes <= 0 or self.output_hours <= 0:
@@ -409,6 +412,9 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
         state = step(planet, state, seconds, dt, config.mixed_layer_depth_m)
         seconds += dt
 
+    if config.perturbation_K:
+        noise = np.random.default_rng(config.seed + 104729).standard_normal(state.air_temperature.shape)
+        state.air_temperature = state.air_temperature + config.perturbation_K * noise
     every = int(round(config.output_hours * 3600.0 / dt))
     n_out = int(math.floor(config.days * 24.0 / config.output_hours)) + 1
     out = {k: np.empty((n_out, config.nlat, config.nlon)) for k in VARIABLES}

@@ -115,6 +115,13 @@ LEO_IR = register(ObservationType(
     metadata=("scan_angle",),
     description="polar-orbiting infrared imagers: clear-sky skin temperature, global twice a day",
 ))
+MW_IMAGER = register(ObservationType(
+    "mw_imager", "land",
+    (Channel("lst", "K", 180.0, 350.0, 2.0), Channel("sst", "K", 269.0, 310.0, 0.6)),
+    metadata=("scan_angle",),
+    description="passive-microwave imagers (AMSR2-, SSMIS-like): all-weather land-surface temperature over "
+                "land, sea-surface temperature over ice-free sea; the other channel is missing (NaN)",
+))
 DRIFTER = register(ObservationType(
     "drifter", "ocean",
     (Channel("sst", "K", 269.0, 310.0, 0.25),),
@@ -161,7 +168,9 @@ DEFAULT_PRODUCTS: tuple[Product, ...] = (
     Product("air_temperature", "atmosphere", "synop", "t2m", "K", "all", headline=True),
     Product("total_column_water_vapour", "atmosphere", "mw_sounder", "tcwv", "kg m-2", "all"),
     Product("sea_surface_temperature", "ocean", "drifter", "sst", "K", "ocean", headline=True),
-    Product("land_surface_temperature", "land", "leo_ir", "skin_temperature", "K", "land", headline=True),
+    # All-sky LST comes from the microwave imagers: clear-sky infrared LST is
+    # biased cold wherever clear skies are cold ones (polar night, dry highs).
+    Product("land_surface_temperature", "land", "mw_imager", "lst", "K", "land", headline=True),
     Product("soil_moisture", "land", "soil_moisture", "sm", "1", "land"),
     Product("sea_ice_concentration", "cryosphere", "seaice_conc", "siconc", "1", "ocean", headline=True),
 )

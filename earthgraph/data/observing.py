@@ -115,19 +115,24 @@ def random_points_on_sphere(rng: np.random.Generator, n: int):
     return np.degrees(np.arcsin(z)), lon
 
 
-def polar_orbit_swaths(t0: float, t1: float, *, n_satellites: int, swath_half_width_km: float,
+def polar_orbit_swaths(t0: float, t1: float, *, crossing_hours: tuple[float, ...], swath_half_width_km: float,
                        n_scan: int, line_every_s: float, seed: int, altitude_km: float = 830.0):
     """Scan positions of sun-synchronous polar orbiters between t0 and t1 (s).
 
-    Returns time (s), lat, lon (degrees) and scan angle from nadir (degrees).
-    Satellite ``k``'s orbit is a fixed function of time, so consecutive windows
-    continue the same ground tracks.
+    One satellite per entry of ``crossing_hours``: the local solar time of its
+    ascending node (13.5 for a 13:30 orbit); it then sees every place at that
+    local time and twelve hours later, which is what lets a constellation
+    sample the diurnal cycle. Returns time (s), lat, lon (degrees) and scan
+    angle from nadir (degrees). Each orbit is a fixed function of time, so
+    consecutive windows continue the same ground tracks.
     """
     inclination = math.radians(98.7)
     period = 2 * math.pi * math.sqrt((EARTH_RADIUS + altitude_km * 1e3) ** 3 / 3.986e14)
-    rng = np.random.default_rng(seed)
-    node0 = rng.uniform(0, 2 * np.pi, n_satellites)
-    phase0 = rng.uniform(0, 2 * np.pi, n_satellites)
+    n_satellites = len(crossing_hours)
+    # The node's Earth-fixed longitude turns back once per solar day (below), so the
+    # node longitude at 00 UTC of any day is its local solar time, in degrees.
+    node0 = np.radians(15.0 * np.asarray(crossing_hours, dtype=np.float64))
+    phase0 = np.random.default_rng(seed).uniform(0, 2 * np.pi, n_satellites)
     first = math.ceil(t0 / line_every_s)
     t = np.arange(first, math.floor((t1 - 1e-6) / line_every_s) + 1) * line_every_s
     if len(t) == 0:
@@ -164,15 +169,19 @@ class ObservingConfig:
     scale: float = 1.0
     synop_land_stations: int = 500
     synop_ships: int = 400
-    sounder_satellites: int = 2
+    # Polar orbiters are given by the local solar times of their ascending nodes.
+    sounder_crossing_hours: tuple[float, ...] = (21.5, 13.5)  # Metop, NOAA-20
     sounder_line_every_s: float = 160.0
     geo_points_per_hour: int = 60
     drifters: int = 300
     retrieval_line_every_s: float = 150.0
-    retrieval_satellites: int = 2
+    retrieval_crossing_hours: tuple[float, ...] = (13.5, 18.0)  # GCOM-W, SMAP
     # Infrared imagers on several platforms with different equator-crossing times
     # sample the diurnal cycle; together they scan as many lines as one retrieval platform.
-    ir_imager_satellites: int = 4
+    ir_imager_crossing_hours: tuple[float, ...] = (13.5, 21.5, 22.5, 17.5)  # Aqua, Metop, Terra, NOAA
+    # Microwave imagers at three crossing times (AMSR2, SSMIS, MWRI-like).
+    mw_imager_crossing_hours: tuple[float, ...] = (13.5, 17.7, 10.0)
+    mw_imager_line_every_s: float = 300.0  # per satellite
     gap_fraction: float = 0.03
 
     def n(self, count: int) -> int:
@@ -198,7 +207,9 @@ class ObservingNetwork:
     # -- helpers ----------------------------------------------------------
     def _finish(self, name: str, t, lat, lon, truth_values: list[np.ndarray], meta: dict, rng,
                 exact_zero: bool = False) -> dict:
-        """Add errors, clip to the valid range, drop NaNs and random gaps, sort by time.
+        """Add errors, clip to the valid range, drop random gaps and rows with no
+        value in any channel, sort by time. A channel the scene does not allow
+        stays NaN (missing) in a row that has other channels.
 
         ``exact_zero``: where the truth is zero the retrieval reports exactly zero
         (open water for sea ice, bare ground for snow), as such products flag them.
@@ -213,7 +224,7 @@ class ObservingNetwork:
         lo = np.array([c.valid_min for c in ot.channels])
         hi = np.array([c.valid_max for c in ot.channels])
         values = np.clip(values, lo, hi)
-        keep = np.all(np.isfinite(values), axis=1) & (rng.uniform(size=len(t)) >= self.config.gap_fraction)
+        keep = np.any(np.isfinite(values), axis=1) & (rng.uniform(size=len(t)) >= self.config.gap_fraction)
         order = np.argsort(t[keep], kind="stable")
         cols = {
             "time": np.round(t[keep][order]).astype(np.int64),
@@ -252,7 +263,7 @@ class ObservingNetwork:
     def mw_sounder(self, t0: float, t1: float) -> dict:
         rng = self._rng("mw_sounder", t0)
         t, lat, lon, scan = polar_orbit_swaths(
-            t0, t1, n_satellites=self.config.sounder_satellites, swath_half_width_km=1100.0, n_scan=9,
+            t0, t1, crossing_hours=self.config.sounder_crossing_hours, swath_half_width_km=1100.0, n_scan=9,
             line_every_s=self.config.sounder_line_every_s / self.config.scale, seed=self.config.seed + 1)
         temp = self.sampler.sample("air_temperature", t, lat, lon)
         tcwv = self.sampler.sample("total_column_water_vapour", t, lat, lon)
@@ -274,16 +285,17 @@ class ObservingNetwork:
         rh = tcwv / (12.0 * np.exp(0.065 * (tair - 273.15)))
         return np.where(rh > 0.775, np.nan, skin)
 
-    def _imager_swaths(self, t0: float, t1: float, n_satellites: int, line_every_s: float, seed_offset: int):
+    def _imager_swaths(self, t0: float, t1: float, crossing_hours: tuple[float, ...], line_every_s: float,
+                       seed_offset: int):
         """Scan positions of polar-orbiting imagers/radiometers with a 1400 km half-swath."""
         return polar_orbit_swaths(
-            t0, t1, n_satellites=n_satellites, swath_half_width_km=1400.0, n_scan=11,
+            t0, t1, crossing_hours=crossing_hours, swath_half_width_km=1400.0, n_scan=11,
             line_every_s=line_every_s / self.config.scale, seed=self.config.seed + seed_offset)
 
     def leo_ir(self, t0: float, t1: float) -> dict:
         rng = self._rng("leo_ir", t0)
-        n = self.config.ir_imager_satellites
-        t, lat, lon, scan = self._imager_swaths(t0, t1, n, n * self.config.retrieval_line_every_s, 14)
+        hours = self.config.ir_imager_crossing_hours
+        t, lat, lon, scan = self._imager_swaths(t0, t1, hours, len(hours) * self.config.retrieval_line_every_s, 14)
         return self._finish("leo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"scan_angle": scan}, rng)
 
     def geo_ir(self, t0: float, t1: float) -> dict:
@@ -300,6 +312,21 @@ class ObservingNetwork:
                 ts.append(np.full(disc.sum(), h)); las.append(lat[disc]); los.append(lon[disc]); zen.append(angle[disc])
         t, lat, lon, zen = map(np.concatenate, (ts, las, los, zen))
         return self._finish("geo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"satellite_zenith": zen}, rng)
+
+    def mw_imager(self, t0: float, t1: float) -> dict:
+        """Conically scanning microwave imagers see the surface through cloud: land-surface
+        temperature over land, sea-surface temperature over ice-free sea."""
+        rng = self._rng("mw_imager", t0)
+        t, lat, lon, scan = polar_orbit_swaths(
+            t0, t1, crossing_hours=self.config.mw_imager_crossing_hours, swath_half_width_km=725.0, n_scan=7,
+            line_every_s=self.config.mw_imager_line_every_s / self.config.scale, seed=self.config.seed + 15)
+        land = self.sampler.is_land(lat, lon)
+        lst = self.sampler.sample("land_surface_temperature", t, lat, lon)
+        sst = self.sampler.sample("sea_surface_temperature", t, lat, lon)
+        ice = self.sampler.sample("sea_ice_concentration", t, lat, lon)
+        lst = np.where(land, lst, np.nan)
+        sst = np.where(land | (ice > 0.15), np.nan, sst)
+        return self._finish("mw_imager", t, lat, lon, [lst, sst], {"scan_angle": scan}, rng)
 
     def drifter(self, t0: float, t1: float) -> dict:
         rng = self._rng("drifter", t0)
@@ -319,7 +346,7 @@ class ObservingNetwork:
     def _retrieval(self, name: str, variable: str, t0: float, t1: float, where, seed_offset: int,
                    exact_zero: bool = False) -> dict:
         rng = self._rng(name, t0)
-        t, lat, lon, scan = self._imager_swaths(t0, t1, self.config.retrieval_satellites,
+        t, lat, lon, scan = self._imager_swaths(t0, t1, self.config.retrieval_crossing_hours,
                                                 self.config.retrieval_line_every_s, seed_offset)
         keep = where(lat, lon)
         t, lat, lon, scan = t[keep], lat[keep], lon[keep], scan[keep]
@@ -339,7 +366,8 @@ class ObservingNetwork:
         return self._retrieval("soil_moisture", "soil_moisture", t0, t1,
                                lambda la, lo: self.sampler.is_land(la, lo), 13)
 
-    SYSTEMS = ("synop", "mw_sounder", "geo_ir", "leo_ir", "drifter", "seaice_conc", "snow", "soil_moisture")
+    SYSTEMS = ("synop", "mw_sounder", "geo_ir", "leo_ir", "mw_imager", "drifter", "seaice_conc", "snow",
+               "soil_moisture")
 
     def observe(self, name: str, t0: float, t1: float) -> dict:
         """Observations of system ``name`` with times in [t0, t1)."""

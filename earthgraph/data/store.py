@@ -100,6 +100,11 @@ class StoreWriter:
         self.resolution = int(index_resolution_s)
         self.overwrite = overwrite
         self._rows = {name: 0 for name in self.types}
+        # Appends are validated at once but written in column-chunk-sized pieces:
+        # one zarr resize per small chunk dominated the cost of writing a store.
+        self._pending: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in self.types}
+        self._pending_rows = {name: 0 for name in self.types}
+        self._dtypes: dict[str, dict[str, np.dtype]] = {}
         self._last_time = {name: None for name in self.types}
         self._stats = {name: RunningStats(len(t.channels)) for name, t in self.types.items()}
         self._root = None
@@ -130,6 +135,8 @@ class StoreWriter:
             g.create_array("error", shape=(0, c), dtype="float32", chunks=(COLUMN_CHUNK, c))
             for m in t.metadata:
                 g.create_array(m, shape=(0,), dtype="float32", chunks=(COLUMN_CHUNK,))
+            # Column dtypes kept here: asking zarr for an array is a metadata read.
+            self._dtypes[name] = {k: g[k].dtype for k in g.array_keys()}
         return self
 
     def append(self, name: str, columns: dict[str, np.ndarray]) -> None:
@@ -150,16 +157,27 @@ class StoreWriter:
         for k in required:
             if len(columns[k]) != n:
                 raise StoreError(f"store {self.path}, type {name!r}, field {k!r}: {len(columns[k])} rows, expected {n}")
-        g = self._root[name]
-        start = self._rows[name]
-        for k in required:
-            arr = g[k]
-            data = np.asarray(columns[k])
-            arr.resize((start + n, *arr.shape[1:]))
-            arr[start:start + n] = data.astype(arr.dtype)
+        dtypes = self._dtypes[name]
+        self._pending[name].append({k: np.asarray(columns[k]).astype(dtypes[k]) for k in required})
+        self._pending_rows[name] += n
         self._stats[name].update(np.asarray(columns["values"]))
-        self._rows[name] = start + n
         self._last_time[name] = int(time[-1])
+        if self._pending_rows[name] >= COLUMN_CHUNK:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        """Write the buffered rows of one type to its arrays."""
+        parts = self._pending[name]
+        if not parts:
+            return
+        g = self._root[name]
+        start, n = self._rows[name], self._pending_rows[name]
+        for k in parts[0]:
+            arr = g[k]
+            arr.resize((start + n, *arr.shape[1:]))
+            arr[start:start + n] = np.concatenate([p[k] for p in parts])
+        self._rows[name] = start + n
+        self._pending[name], self._pending_rows[name] = [], 0
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
@@ -173,6 +191,8 @@ class StoreWriter:
         atomic_replace(self.tmp, self.path)
 
     def _finalise(self) -> None:
+        for name in self.types:
+            self._flush(name)
         t_min = min((self._root[n]["time"][0] for n in self.types if self._rows[n]), default=0)
         t_max = max((self._root[n]["time"][self._rows[n] - 1] for n in self.types if self._rows[n]), default=0)
         origin = int(t_min) // self.resolution * self.resolution

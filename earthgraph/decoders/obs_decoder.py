@@ -3,7 +3,7 @@
 Each target point gathers messages from its k nearest mesh nodes (latent plus
 edge geometry), averages them, and a per-type head maps the result together
 with the point's own features (position, time in window, insolation,
-metadata) to the type's normalised channels.
+surface type, metadata) to the type's normalised channels.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ POSITION_FEATURES = 4  # xyz and time in window
 
 class ObservationDecoder(nn.Module):
     def __init__(self, type_dims: dict[str, tuple[int, int]], latent_dim: int, hidden: int,
-                 point_forcing_dim: int, k: int = 4):
+                 point_feature_dim: int, k: int = 4):
         super().__init__()
         self.k = k
         self.message = EdgeMessage(latent_dim, 3)
         self.heads = nn.ModuleDict({
-            name: MLP(latent_dim + POSITION_FEATURES + point_forcing_dim + m, c, hidden, layers=3, layer_norm=False)
+            name: MLP(latent_dim + POSITION_FEATURES + point_feature_dim + m, c, hidden, layers=3, layer_norm=False)
             for name, (c, m) in type_dims.items()
         })
 
     def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh) -> dict[str, torch.Tensor]:
         """h (B, N, F); targets: type -> ObsSet (positions, time, meta, sample);
-        target_features: type -> (n, point_forcing_dim) insolation and local-time
-        features at each point's time. Returns type -> (n, C) normalised values."""
+        target_features: type -> (n, point_feature_dim) features of each point: insolation
+        and local time at its time, static fields (land-sea mask) at its place. Returns type -> (n, C) normalised values."""
         b, n, d = h.shape
         flat = h.reshape(b * n, d)
         out = {}

@@ -1,7 +1,8 @@
 """Encoder: observations of every type -> latent state on the mesh.
 
 Each type has its own embedding of (normalised values, normalised errors,
-position, time in window, metadata); messages along observation->mesh edges
+which channels are present, position, time in window, metadata, static
+fields at the point); messages along observation->mesh edges
 combine the embedding with the edge geometry
 (:class:`earthgraph.layers.EdgeMessage`); each type's messages are averaged per
 mesh node and the types are summed with learned gates. A node MLP then adds
@@ -25,22 +26,27 @@ EDGE_FEATURES = 3
 
 class ObservationEncoder(nn.Module):
     def __init__(self, type_dims: dict[str, tuple[int, int]], latent_dim: int, node_feature_dim: int, hidden: int,
-                 neighbours: bool = True):
-        """type_dims: name -> (channels, metadata features). ``neighbours``: connect each
-        observation to its cell's neighbours too (9 edges), or to its own cell only."""
+                 point_feature_dim: int = 0, neighbours: bool = True):
+        """type_dims: name -> (channels, metadata features). ``point_feature_dim``: extra
+        per-observation features given to ``forward`` (static fields at the point).
+        ``neighbours``: connect each observation to its cell's neighbours too (9
+        edges), or to its own cell only."""
         super().__init__()
         self.neighbours = neighbours
         self.latent_dim = latent_dim
+        self.point_feature_dim = point_feature_dim
         self.types = list(type_dims)
         self.embed = nn.ModuleDict({
-            name: MLP(2 * c + m + POINT_FEATURES, latent_dim, hidden) for name, (c, m) in type_dims.items()
+            name: MLP(3 * c + m + POINT_FEATURES + point_feature_dim, latent_dim, hidden) for name, (c, m) in type_dims.items()
         })
         self.message = nn.ModuleDict({name: EdgeMessage(latent_dim, EDGE_FEATURES) for name in type_dims})
         self.gate = nn.Parameter(torch.ones(len(self.types)))
         self.node = MLP(latent_dim + node_feature_dim + len(self.types), latent_dim, hidden)
 
-    def forward(self, obs: dict[str, ObsSet], mesh, node_features: torch.Tensor) -> torch.Tensor:
-        """obs: type -> ObsSet; node_features: (B, N, node_feature_dim). Returns (B, N, latent)."""
+    def forward(self, obs: dict[str, ObsSet], mesh, node_features: torch.Tensor,
+                point_features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """obs: type -> ObsSet; node_features: (B, N, node_feature_dim); point_features:
+        type -> (n, point_feature_dim), required when that is not 0. Returns (B, N, latent)."""
         b, n, _ = node_features.shape
         d = self.latent_dim
         agg = node_features.new_zeros((b * n, d))
@@ -51,7 +57,13 @@ class ObservationEncoder(nn.Module):
                 counts.append(node_features.new_zeros(b * n))
                 continue
             xyz = lat_lon_to_xyz(o.lat, o.lon)
-            x = torch.cat([o.values, o.error, o.meta, xyz, o.time[:, None]], dim=1)
+            # A missing channel (NaN) enters as zero with its flag set to zero.
+            present = torch.isfinite(o.values)
+            parts = [torch.where(present, o.values, 0.0), torch.where(present, o.error, 0.0), present.to(o.values.dtype),
+                     o.meta, xyz, o.time[:, None]]
+            if self.point_feature_dim:
+                parts.append(point_features[name])
+            x = torch.cat(parts, dim=1)
             emb = self.embed[name](x)
             point, node = points_to_mesh(mesh.nside, mesh.neighbours, o.lat, o.lon, self.neighbours)
             ef = edge_features(xyz[point], mesh.xyz[node], mesh.spacing)
