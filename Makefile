@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: any unpinned torch requirement would pull a CUDA build.
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q torch==2.13.0 uv
+	# The rest through uv (parallel, about 30 s faster than pip; it keeps the installed
+	# torch); plain pip if uv cannot run here.
+	$(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -e ".[test]" \
+		|| $(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
 setup: $(STAMP)
