@@ -46,7 +46,7 @@ def timed_year(nlat: int, nlon: int, days: float, spinup_days: float) -> tuple[f
 
 def doubling_days(nlat: int, nlon: int, days: float, perturbation: float, spinup_days: float) -> dict:
     """Error growth between a run and its perturbed twin (air temperature, K)."""
-    base = dict(nlat=nlat, nlon=nlon, days=days, output_hours=6.0, spinup_days=spinup_days)
+    base = dict(nlat=nlat, nlon=nlon, days=days, output_hours=6.0, spinup_days=spinup_days, output_dtype="float64")
     a = run_nature(NatureRunConfig(**base)).air_temperature.values.astype(np.float64)
     b = run_nature(NatureRunConfig(perturbation_K=perturbation, **base)).air_temperature.values.astype(np.float64)
     rms = np.sqrt(np.mean((a - b) ** 2, axis=(1, 2)))

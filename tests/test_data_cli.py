@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from earthgraph.data.store import ObservationStore
@@ -24,3 +25,24 @@ def test_generate_command_writes_truth_and_observations(tmp_path):
     store = ObservationStore(out / "obs.zarr")
     assert store.attrs["provenance"]["nature_run"]["seed"] == 4
     assert {n: store.rows(n) for n in store.type_names} == summary["counts"]
+
+
+def test_ingest_command_reports_rejections_and_refuses_bad_units(tmp_path):
+    table = tmp_path / "station.csv"
+    table.write_text("when,t\n2021-01-01T00:00Z,12.5\n2021-01-01T03:00Z,n/a\nnot a time,11.0\n2021-01-01T06:00Z,13.0\n")
+    base = [sys.executable, "-m", "earthgraph.data", "ingest", "--store", str(tmp_path / "s.zarr"), "--type", "synop",
+            "--file", str(table), "--time", "when", "--fixed-lat", "52.0", "--fixed-lon", "5.7",
+            "--meta", "station_id=7"]
+    proc = subprocess.run(base + ["--value", "t2m=t", "--units", "t2m=degC"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "4 rows read, 2 accepted; rejected: unparseable_time 1, missing_value 1" in proc.stdout
+    got = ObservationStore(tmp_path / "s.zarr").read("synop", 0, 2**40)
+    np.testing.assert_allclose(got["values"][:, 0], [285.65, 286.15], atol=1e-4)
+    assert got["station_id"].tolist() == [7.0, 7.0]
+
+    proc = subprocess.run(base + ["--value", "t2m=t", "--units", "t2m=degF"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2
+    assert "station.csv, column 't': cannot convert units 'degF' to 'K'" in proc.stderr and "unchanged" in proc.stderr
+    assert ObservationStore(tmp_path / "s.zarr").rows("synop") == 2

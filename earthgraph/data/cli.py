@@ -1,12 +1,18 @@
-"""Command line: ``python -m earthgraph.data generate ...`` (also ``earthgraph-data``)."""
+"""Command line (also ``earthgraph-data``):
+
+``python -m earthgraph.data generate ...`` makes a nature-run OSSE;
+``python -m earthgraph.data ingest ...`` puts a user's point tables into a store.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from earthgraph.data.generate import generate_osse
+from earthgraph.data.ingest import IngestError, TableSpec, ingest_tables
 from earthgraph.data.nature_run import NatureRunConfig
 from earthgraph.data.observing import ObservingConfig
 
@@ -23,6 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--spinup-days", type=float, default=NatureRunConfig.spinup_days)
     gen.add_argument("--obs-scale", type=float, default=1.0, help="multiplies every observing system's density")
+    ing = sub.add_parser("ingest", help="validate point tables (CSV, parquet, netCDF) and add them to a store")
+    ing.add_argument("--store", required=True, help="observation store (created, or appended to)")
+    ing.add_argument("--type", required=True, help="registered observation type, e.g. drifter")
+    ing.add_argument("--file", action="append", required=True, help="table to ingest (repeat for several)")
+    ing.add_argument("--value", action="append", required=True, metavar="CHANNEL=COLUMN")
+    ing.add_argument("--units", action="append", default=[], metavar="CHANNEL=UNITS",
+                     help="units of a value column when they differ from the channel's (degC, %%)")
+    ing.add_argument("--time", default="time", help="time column")
+    ing.add_argument("--lat", default="lat", help="latitude column (degrees)")
+    ing.add_argument("--lon", default="lon", help="longitude column (degrees; any range)")
+    ing.add_argument("--fixed-lat", type=float, default=None, help="position of a fixed station without coordinates")
+    ing.add_argument("--fixed-lon", type=float, default=None)
+    ing.add_argument("--meta", action="append", default=[], metavar="NAME=COLUMN_OR_NUMBER")
     args = parser.parse_args(argv)
 
     if args.command == "generate":
@@ -33,4 +52,32 @@ def main(argv: list[str] | None = None) -> int:
         summary = generate_osse(args.out, nature, observing)
         summary["seconds"] = round(time.perf_counter() - t, 1)
         print(json.dumps(summary, indent=2))
+    elif args.command == "ingest":
+        spec = TableSpec(values=_pairs(args.value, "--value"), units=_pairs(args.units, "--units"), time=args.time,
+                         lat=args.lat, lon=args.lon, fixed_lat=args.fixed_lat, fixed_lon=args.fixed_lon,
+                         metadata={k: _number_or_name(v) for k, v in _pairs(args.meta, "--meta").items()})
+        try:
+            reports = ingest_tables(args.store, args.type, [(f, spec) for f in args.file])
+        except (IngestError, KeyError) as e:
+            print(f"ingest failed, store {args.store} unchanged: {e}", file=sys.stderr)
+            return 2
+        for r in reports:
+            print(r)
     return 0
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} expects NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _number_or_name(text: str) -> str | float:
+    try:
+        return float(text)
+    except ValueError:
+        return text

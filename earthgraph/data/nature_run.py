@@ -80,6 +80,9 @@ class NatureRunConfig:
     # Kelvin: seeded noise added to the air temperature after spin-up, to measure
     # how fast two nearby trajectories separate (the error-doubling time).
     perturbation_K: float = 0.0
+    # Truth variables are written as float32 (as WeatherBench2 stores them); float64
+    # resolves differences far below a float32 step near 300 K (2e-5 K).
+    output_dtype: str = "float32"
 
     def __post_init__(self):
         if self.days <= 0 or self.dt_minutes <= 0 or self.output_hours <= 0:
@@ -433,7 +436,8 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
     coords = {"time": times.values, "latitude": grid.lat_deg, "longitude": grid.lon_deg}
     dims = ("time", "latitude", "longitude")
     ds = xr.Dataset(
-        {k: (dims, v.astype(np.float32), {"units": VARIABLES[k][1], "sphere": VARIABLES[k][0]}) for k, v in out.items()},
+        {k: (dims, v.astype(config.output_dtype), {"units": VARIABLES[k][1], "sphere": VARIABLES[k][0]})
+         for k, v in out.items()},
         coords=coords,
     )
     ds["land_sea_mask"] = (("latitude", "longitude"), planet.land.astype(np.float32), {"units": "1"})
