@@ -1,0 +1,101 @@
+"""Gridded readers: ERA5/WB2 names and layouts into earthgraph's, with named errors."""
+
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from earthgraph.data.gridded import GriddedError, open_gridded
+
+
+def _era5_like(lat=None):
+    """ERA5 conventions: short names, latitude descending, longitudes -180..180, SST in degC."""
+    lat = np.arange(90.0, -90.1, -30.0) if lat is None else lat
+    lon = np.arange(-180.0, 180.0, 60.0)
+    time = pd.date_range("2021-01-01", periods=3, freq="6h")
+    rng = np.random.default_rng(0)
+    shape = (3, len(lat), len(lon))
+    return xr.Dataset(
+        {
+            "t2m": (("valid_time", "lat", "lon"), 280 + rng.normal(size=shape), {"units": "K"}),
+            "sst": (("valid_time", "lat", "lon"), 15 + rng.normal(size=shape), {"units": "degC"}),
+            "siconc": (("valid_time", "lat", "lon"), rng.uniform(size=shape), {"units": "(0-1)"}),
+        },
+        coords={"valid_time": time, "lat": lat, "lon": lon},
+    )
+
+
+def test_era5_netcdf_comes_out_in_earthgraph_layout_and_units(tmp_path):
+    src = _era5_like()
+    src.to_netcdf(tmp_path / "era5.nc")
+    ds = open_gridded(tmp_path / "era5.nc")
+    assert set(ds.data_vars) == {"air_temperature", "sea_surface_temperature", "sea_ice_concentration"}
+    assert ds["air_temperature"].dims == ("time", "latitude", "longitude")
+    assert np.all(np.diff(ds.latitude) > 0) and np.all(np.diff(ds.longitude) > 0)
+    assert ds.longitude.min() >= 0 and ds.longitude.max() < 360
+    # The same point before and after: 30 S, 120 W (= 240 E), second time.
+    before = src["sst"].isel(valid_time=1).sel(lat=-30.0, lon=-120.0).item()
+    after = ds["sea_surface_temperature"].isel(time=1).sel(latitude=-30.0, longitude=240.0).item()
+    assert after == pytest.approx(before + 273.15)
+    assert ds["sea_surface_temperature"].attrs["units"] == "K"
+    assert open_gridded(tmp_path / "era5.nc", ["air_temperature"]).data_vars.keys() == {"air_temperature"}
+
+
+def test_zarr_store_reads_the_same_as_netcdf(tmp_path):
+    _era5_like().to_netcdf(tmp_path / "a.nc")
+    _era5_like().to_zarr(tmp_path / "a.zarr", zarr_format=3, consolidated=False)
+    xr.testing.assert_allclose(open_gridded(tmp_path / "a.nc").drop_attrs(), open_gridded(tmp_path / "a.zarr").drop_attrs())
+
+
+def test_bad_gridded_inputs_get_named_errors(tmp_path):
+    _era5_like(lat=np.array([95.0, 0.0, -90.0])).to_netcdf(tmp_path / "lat.nc")
+    with pytest.raises(GriddedError, match=r"lat\.nc: coordinate latitude has value 95.0 outside \[-90, 90\]"):
+        open_gridded(tmp_path / "lat.nc")
+    _era5_like().to_netcdf(tmp_path / "ok.nc")
+    with pytest.raises(GriddedError, match=r"ok\.nc: unknown variable\(s\) \['precipitation'\]"):
+        open_gridded(tmp_path / "ok.nc", ["precipitation"])
+    bad_units = _era5_like()
+    bad_units["sst"].attrs["units"] = "degF"
+    bad_units.to_netcdf(tmp_path / "units.nc")
+    with pytest.raises(GriddedError, match=r"units\.nc, variable 'sea_surface_temperature': cannot convert units 'degF' to 'K'"):
+        open_gridded(tmp_path / "units.nc")
+    data = (tmp_path / "ok.nc").read_bytes()
+    (tmp_path / "cut.nc").write_bytes(data[: len(data) // 3])
+    with pytest.raises(GriddedError, match=r"cut\.nc: cannot be opened"):
+        open_gridded(tmp_path / "cut.nc")
+    with pytest.raises(GriddedError, match=r"nowhere\.nc: no such file"):
+        open_gridded(tmp_path / "nowhere.nc")
+
+
+@pytest.fixture(scope="module")
+def era5_sample(tmp_path_factory):
+    """ECMWF's ERA5 pressure-level sample (10 members, t and z at 850/500 hPa, 3 degrees),
+    from the cfgrib source distribution on PyPI."""
+    d = tmp_path_factory.mktemp("cfgrib")
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                        "cfgrib", "-d", str(d)], check=True, capture_output=True, timeout=300)
+        sdist = next(d.glob("cfgrib-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith("sample-data/era5-levels-members.nc"))
+            tar.extractall(d, members=[member], filter="data")
+        return d / member.name
+    except (subprocess.SubprocessError, StopIteration, OSError, tarfile.TarError) as e:
+        pytest.skip(f"the cfgrib sdist (ERA5 sample) could not be fetched from PyPI ({type(e).__name__})")
+
+
+def test_a_real_era5_file_goes_through_the_reader(era5_sample):
+    ds = open_gridded(era5_sample)
+    assert {"temperature", "geopotential"} <= set(ds.data_vars)
+    t = ds["temperature"]
+    assert t.dims == ("number", "time", "level", "latitude", "longitude")
+    assert list(ds.level.values) == [850.0, 500.0]
+    assert ds.latitude.values[0] == -90.0 and ds.latitude.values[-1] == 90.0
+    # Mid-winter 850 hPa temperatures are colder at the North Pole than at the equator.
+    t850 = t.sel(level=850.0).mean(["number", "time"])
+    assert 180 < float(t.min()) and float(t.max()) < 320
+    assert float(t850.sel(latitude=90.0).mean()) < float(t850.sel(latitude=0.0).mean()) - 20
