@@ -110,3 +110,23 @@ def test_store_written_in_many_chunks_reads_back_in_order(tmp_path):
         np.testing.assert_array_equal(got[k], full[k].astype(got[k].dtype))
     day3 = store.read("synop", t0 + 3 * 86400, t0 + 4 * 86400)
     np.testing.assert_array_equal(day3["time"], chunks[3]["time"])
+
+
+def test_stores_open_from_fsspec_urls(tmp_path):
+    import fsspec
+
+    rng = np.random.default_rng(1)
+    t0 = 1_600_000_000
+    cols = _columns(rng, 300, t0, 1, ("station_id",))
+    _write(tmp_path / "s.zarr", [("synop", cols)])
+    local = ObservationStore(tmp_path / "s.zarr").read("synop", t0, t0 + 86400)
+    # The same bytes behind a file:// URL and in fsspec's in-memory filesystem (a stand-in for a bucket).
+    via_file = ObservationStore(f"file://{tmp_path / 's.zarr'}").read("synop", t0, t0 + 86400)
+    mem = fsspec.filesystem("memory")
+    mem.put(str(tmp_path / "s.zarr"), "/bucket/s.zarr", recursive=True)
+    via_memory = ObservationStore("memory://bucket/s.zarr").read("synop", t0, t0 + 86400)
+    for k in local:
+        np.testing.assert_array_equal(via_file[k], local[k])
+        np.testing.assert_array_equal(via_memory[k], local[k])
+    with pytest.raises(StoreError, match=r"observation store memory://bucket/missing.zarr cannot be opened"):
+        ObservationStore("memory://bucket/missing.zarr")

@@ -226,14 +226,17 @@ class StoreWriter:
 class ObservationStore:
     """Read access to a store written by :class:`StoreWriter`."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, storage_options: dict | None = None):
+        """``path``: a local folder or an fsspec URL (``file://``, ``memory://``, ``s3://`` with
+        its fsspec package installed); ``storage_options`` go to fsspec (credentials, caching)."""
         self.path = str(path)
-        if not Path(self.path).exists():
+        is_url = "://" in self.path
+        if not is_url and not Path(self.path).exists():
             raise StoreError(f"observation store {self.path} does not exist")
         try:
-            self.root = zarr.open_group(self.path, mode="r")
-        except Exception as e:  # zarr raises several types for damaged metadata
-            raise StoreError(f"observation store {self.path} cannot be opened: {e}") from e
+            self.root = zarr.open_group(self.path, mode="r", storage_options=storage_options if is_url else None)
+        except Exception as e:  # zarr and fsspec raise several types for missing or damaged metadata
+            raise StoreError(f"observation store {self.path} cannot be opened: {type(e).__name__}: {e}") from e
         attrs = dict(self.root.attrs)
         version = attrs.get("schema_version")
         if version != SCHEMA_VERSION:

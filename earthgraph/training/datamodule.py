@@ -23,16 +23,18 @@ class ObservationDataModule(L.LightningDataModule):
     ``max_targets_per_type`` caps, by random subsampling, the target
     observations of each type per window in training (an unbiased estimate of
     the loss at a fraction of the decoder's cost). Validation and test use all.
+    ``store`` is a local path or an fsspec URL (``storage_options`` for its filesystem).
     """
 
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
                  test_period: tuple[str, str] | None = None, window_hours: float = 12.0, rollout: int = 1,
                  batch_size: int = 4, num_workers: int = 0, stride_hours: float = 3.0,
                  dropout: dict[str, float] | None = None, max_targets_per_type: int | None = None,
-                 input_windows: int = 1, seed: int = 0, in_memory: bool = True):
+                 input_windows: int = 1, seed: int = 0, in_memory: bool = True,
+                 storage_options: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.store = ObservationStore(store)
+        self.store = ObservationStore(store, storage_options)
         self.schema = observation_schema(self.store)
         static = self.store.static()
         self.static = {k: v.tolist() for k, v in static.items()} if static else None
