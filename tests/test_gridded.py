@@ -99,3 +99,38 @@ def test_a_real_era5_file_goes_through_the_reader(era5_sample):
     t850 = t.sel(level=850.0).mean(["number", "time"])
     assert 180 < float(t.min()) and float(t.max()) < 320
     assert float(t850.sel(latitude=90.0).mean()) < float(t850.sel(latitude=0.0).mean()) - 20
+
+
+def test_a_users_gridded_fields_are_observed_by_the_same_operators(tmp_path):
+    from earthgraph.data.generate import observe_gridded
+    from earthgraph.data.observing import ObservingConfig
+    from earthgraph.data.store import ObservationStore
+
+    lat = np.arange(-88.5, 90, 3.0)
+    lon = np.arange(-180.0, 180.0, 3.0)
+    time = pd.date_range("2021-06-01", periods=9, freq="3h")
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    land = ((np.abs(la) < 50) & (np.abs(lo) < 40)).astype(np.float32)
+    t2m = 300 - 40 * np.sin(np.radians(la)) ** 2
+    sst_c = np.where(land > 0, np.nan, 27 - 30 * np.sin(np.radians(la)) ** 2)
+    ice = np.where(land > 0, np.nan, np.clip((np.abs(la) - 60) / 20, 0, 1))
+    rep = lambda f: np.repeat(f[None], len(time), 0)  # noqa: E731
+    xr.Dataset(
+        {"t2m": (("time", "latitude", "longitude"), rep(t2m), {"units": "K"}),
+         "sst": (("time", "latitude", "longitude"), rep(sst_c), {"units": "degC"}),
+         "siconc": (("time", "latitude", "longitude"), rep(ice), {"units": "(0-1)"}),
+         "lsm": (("latitude", "longitude"), land, {"units": "(0-1)"})},
+        coords={"time": time, "latitude": lat, "longitude": lon},
+    ).to_netcdf(tmp_path / "fields.nc")
+
+    truth = open_gridded(tmp_path / "fields.nc")
+    summary = observe_gridded(truth, tmp_path / "obs.zarr", ObservingConfig(scale=0.5))
+    assert set(summary["counts"]) == {"synop", "drifter", "seaice_conc"}, "only systems whose variables exist"
+    store = ObservationStore(tmp_path / "obs.zarr")
+    d = store.read("drifter", *store.time_range)
+    expect = 273.15 + 27 - 30 * np.sin(np.radians(d["lat"])) ** 2
+    dep = d["values"][:, 0] - expect
+    assert len(dep) > 100 and abs(dep.mean()) < 0.1 and dep.std() < 0.5
+    with pytest.raises(KeyError, match=r"missing variables \{'snow': \['snow_water_equivalent'\]\}"):
+        observe_gridded(truth, tmp_path / "more.zarr", ObservingConfig(), systems=("synop", "snow"))
+    assert not (tmp_path / "more.zarr").exists()

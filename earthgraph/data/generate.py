@@ -44,32 +44,52 @@ def generate_osse(out_dir: str | os.PathLike, nature: NatureRunConfig, observing
     truth = run_nature(nature)
     write_zarr_atomic(truth, out / "truth.zarr")
 
-    network = ObservingNetwork(truth, observing)
-    t_start, t_end = network.sampler.t_start, network.sampler.t_end
-    types = [obs_types.get(n) for n in network.SYSTEMS]
     provenance = {
         "generator": f"earthgraph {__version__} nature run",
         "nature_run": asdict(nature),
         "observing": asdict(observing),
     }
-    counts = {n: 0 for n in network.SYSTEMS}
-    with StoreWriter(out / "obs.zarr", types, provenance=provenance, overwrite=overwrite) as writer:
+    summary = {"truth": str(out / "truth.zarr"),
+               **observe_gridded(truth, out / "obs.zarr", observing, provenance=provenance, overwrite=overwrite),
+               "grid": [nature.nlat, nature.nlon]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def observe_gridded(truth: xr.Dataset, store: str | os.PathLike, observing: ObservingConfig,
+                    systems: tuple[str, ...] | None = None, provenance: dict | None = None,
+                    overwrite: bool = True) -> dict:
+    """Sample gridded fields (the nature run, or a user's dataset from
+    :func:`earthgraph.data.gridded.open_gridded`) with the observing systems into a store.
+
+    ``systems``: default every system whose variables ``truth`` holds. Returns the
+    store path, time range and counts per system.
+    """
+    available = ObservingNetwork.systems_for(truth)
+    systems = available if systems is None else tuple(systems)
+    missing = {n: [v for v in ObservingNetwork.REQUIRES.get(n, ()) if v not in truth.data_vars] for n in systems}
+    unknown = [n for n in systems if n not in ObservingNetwork.REQUIRES]
+    if unknown or any(missing.values()) or not systems:
+        raise KeyError(f"cannot observe {truth.attrs.get('source_file', 'the gridded truth')}: unknown systems "
+                       f"{unknown}, missing variables {({k: v for k, v in missing.items() if v})}; "
+                       f"systems it supports: {list(available)}")
+    network = ObservingNetwork(truth, observing)
+    t_start, t_end = network.sampler.t_start, network.sampler.t_end
+    counts = {n: 0 for n in systems}
+    with StoreWriter(store, [obs_types.get(n) for n in systems], provenance=provenance or {},
+                     overwrite=overwrite) as writer:
         writer.add_static(truth.latitude.values, truth.longitude.values,
                           {"land_sea_mask": truth["land_sea_mask"].values})
         t = t_start
         while t < t_end:
             t1 = min(t + CHUNK_SECONDS, t_end)
-            for name in network.SYSTEMS:
+            for name in systems:
                 cols = network.observe(name, t, t1)
                 writer.append(name, cols)
                 counts[name] += len(cols["time"])
             t = t1
-    summary = {
-        "truth": str(out / "truth.zarr"),
-        "observations": str(out / "obs.zarr"),
+    return {
+        "observations": str(store),
         "time_range": [str(np.datetime64(int(t_start), "s")), str(np.datetime64(int(t_end), "s"))],
-        "grid": [nature.nlat, nature.nlon],
         "counts": counts,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary

@@ -194,6 +194,9 @@ class ObservingNetwork:
     GEO_LONGITUDES = (0.0, 75.0, 140.0, -135.0, -75.0)
 
     def __init__(self, truth: xr.Dataset, config: ObservingConfig | None = None):
+        if "land_sea_mask" not in truth:
+            raise KeyError(f"gridded truth {truth.attrs.get('source_file', '')!r} has no land_sea_mask variable; "
+                           "every observing system needs it to tell land from sea")
         self.config = config or ObservingConfig()
         self.sampler = TruthSampler(truth)
         rng = np.random.default_rng(self.config.seed)
@@ -368,6 +371,24 @@ class ObservingNetwork:
 
     SYSTEMS = ("synop", "mw_sounder", "geo_ir", "leo_ir", "mw_imager", "drifter", "seaice_conc", "snow",
                "soil_moisture")
+    _SKIN = ("land_surface_temperature", "sea_surface_temperature", "sea_ice_concentration")
+    # The gridded variables each system's observation operator reads (all also need land_sea_mask).
+    REQUIRES = {
+        "synop": ("air_temperature",),
+        "mw_sounder": ("air_temperature", "total_column_water_vapour"),
+        "geo_ir": _SKIN + ("air_temperature", "total_column_water_vapour"),
+        "leo_ir": _SKIN + ("air_temperature", "total_column_water_vapour"),
+        "mw_imager": _SKIN,
+        "drifter": ("sea_surface_temperature",),
+        "seaice_conc": ("sea_ice_concentration",),
+        "snow": ("snow_water_equivalent",),
+        "soil_moisture": ("soil_moisture",),
+    }
+
+    @classmethod
+    def systems_for(cls, truth: xr.Dataset) -> tuple[str, ...]:
+        """The systems whose every required variable ``truth`` holds."""
+        return tuple(n for n in cls.SYSTEMS if all(v in truth.data_vars for v in cls.REQUIRES[n]))
 
     def observe(self, name: str, t0: float, t1: float) -> dict:
         """Observations of system ``name`` with times in [t0, t1)."""
