@@ -23,8 +23,9 @@ import numpy as np
 import xarray as xr
 
 from earthgraph.data.nature_run import VARIABLES
+from earthgraph.data.units import UnitsError, convert_units
 
-# ERA5 short name or WB2 long name -> (earthgraph name, earthgraph units).
+# ERA5 short name or WB2 long name -> earthgraph name (units from nature_run.VARIABLES).
 ERA5_NAMES = {
     "t2m": "air_temperature", "2m_temperature": "air_temperature",
     "tcwv": "total_column_water_vapour", "total_column_water_vapour": "total_column_water_vapour",
@@ -42,19 +43,6 @@ _COORD_NAMES = {
     "longitude": ("longitude", "lon"),
     "level": ("level", "isobaricInhPa", "pressure_level", "plev"),
 }
-# (from units, to units) -> conversion; units compared after stripping spaces.
-_CONVERSIONS = {
-    ("degC", "K"): lambda x: x + 273.15,
-    ("degrees_C", "K"): lambda x: x + 273.15,
-    ("Celsius", "K"): lambda x: x + 273.15,
-    ("%", "1"): lambda x: x / 100.0,
-    ("(0-1)", "1"): lambda x: x,
-    ("m", "kg m-2"): lambda x: x * 1000.0,  # snow depth in metres of water equivalent
-    ("m of water equivalent", "kg m-2"): lambda x: x * 1000.0,
-    ("kg m**-2", "kg m-2"): lambda x: x,
-}
-
-
 class GriddedError(ValueError):
     """A gridded file that cannot be used; the message names the file and the field."""
 
@@ -98,12 +86,11 @@ def _standard_coords(ds: xr.Dataset, file: str) -> xr.Dataset:
 
 def _convert(da: xr.DataArray, to_units: str, file: str, name: str) -> xr.DataArray:
     # A variable without a units attribute is taken to be in earthgraph's units already.
-    units = str(da.attrs.get("units", to_units)).strip()
-    if units.replace(" ", "") == to_units.replace(" ", ""):
-        return da.assign_attrs(units=to_units)
-    if (units, to_units) not in _CONVERSIONS:
-        raise GriddedError(f"{file}, variable {name!r}: cannot convert units {units!r} to {to_units!r}")
-    return _CONVERSIONS[(units, to_units)](da).assign_attrs(da.attrs).assign_attrs(units=to_units)
+    try:
+        out = convert_units(da, str(da.attrs.get("units", to_units)).strip(), to_units, f"{file}, variable {name!r}")
+    except UnitsError as e:
+        raise GriddedError(str(e)) from e
+    return out.assign_attrs(da.attrs).assign_attrs(units=to_units)
 
 
 def open_gridded(path: str | os.PathLike, variables: list[str] | None = None) -> xr.Dataset:

@@ -23,39 +23,13 @@ import xarray as xr
 from earthgraph.data import obs_types
 from earthgraph.data.obs_types import ObservationType
 from earthgraph.data.store import ObservationStore, StoreWriter
+from earthgraph.data.units import UnitsError, convert_units
 
 REJECT_REASONS = ("unparseable_time", "bad_latitude", "bad_longitude", "missing_value", "out_of_range", "duplicate")
-
-# Unit spellings -> canonical name; conversions between canonical names.
-_UNIT_ALIASES = {
-    "k": "K", "kelvin": "K",
-    "degc": "degC", "deg_c": "degC", "celsius": "degC", "c": "degC", "°c": "degC", "degrees_celsius": "degC",
-    "1": "1", "fraction": "1", "": "1",
-    "%": "%", "percent": "%",
-    "kg m-2": "kg m-2", "kg/m2": "kg m-2", "kg m**-2": "kg m-2", "mm": "kg m-2",
-}
-_CONVERSIONS = {
-    ("degC", "K"): lambda x: x + 273.15,
-    ("%", "1"): lambda x: x / 100.0,
-}
 
 
 class IngestError(ValueError):
     """A table that cannot be ingested; the message names the file and the field."""
-
-
-def canonical_units(units: str) -> str:
-    return _UNIT_ALIASES.get(units.strip().lower(), units.strip())
-
-
-def convert_units(values: np.ndarray, from_units: str, to_units: str, where: str) -> np.ndarray:
-    """Convert ``values`` between units; ``where`` ("file, column") goes into the error."""
-    a, b = canonical_units(from_units), canonical_units(to_units)
-    if a == b:
-        return values
-    if (a, b) not in _CONVERSIONS:
-        raise IngestError(f"{where}: cannot convert units {from_units!r} to {to_units!r}")
-    return _CONVERSIONS[(a, b)](values)
 
 
 @dataclass
@@ -161,7 +135,10 @@ def table_to_columns(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpe
             continue
         col = spec.values[ch.name]
         raw = pd.to_numeric(pd.Series(_column(df, col, file, f"channel {ch.name!r}")), errors="coerce").to_numpy(np.float64)
-        values[:, c] = convert_units(raw, spec.units.get(ch.name, ch.units), ch.units, f"{file}, column {col!r}")
+        try:
+            values[:, c] = convert_units(raw, spec.units.get(ch.name, ch.units), ch.units, f"{file}, column {col!r}")
+        except UnitsError as e:
+            raise IngestError(str(e)) from e
     present = np.isfinite(values)
     reject(~present.any(axis=1), "missing_value")
     lo = np.array([c.valid_min for c in obs_type.channels])
