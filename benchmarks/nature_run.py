@@ -6,10 +6,11 @@ Three figures, on the grid given (default 64x128, about 2.8 degrees), 6-hourly o
 - ``water_budget_relative_residual``: max |W(t) - W(0)| / |W(0)| over that year, where W is the
   global water of the closed budget (vapour + soil water + snow + sea ice + ocean freshwater),
   float64;
-- ``error_doubling_days``: two runs whose air temperatures differ by ``--perturbation`` K after
-  spin-up; the RMS difference of air temperature grows as exp(t / T); doubling = T ln 2, fitted
-  where the difference is well above the perturbation and well below saturation. ``null`` when the
-  difference does not grow (a nature run that is not chaotic).
+- ``error_doubling_days``: two runs whose vorticity differs by one part in ``1/--perturbation``
+  (relative RMS, 1e-6 by default) after spin-up; the RMS difference of their winds grows as
+  exp(t / T); doubling = T ln 2, fitted where the difference is well above the initial one and
+  well below saturation. ``null`` when the difference does not grow (a nature run that is not
+  chaotic). The same fit on air temperature is printed beside it.
 
 The baseline printed beside the default grid is the 32x64 test grid, run in the same process.
 Last line: one JSON object with every figure.
@@ -44,22 +45,34 @@ def timed_year(nlat: int, nlon: int, days: float, spinup_days: float) -> tuple[f
     return seconds * 365.0 / days, residual
 
 
+def fitted_doubling(rms: np.ndarray, t_days: np.ndarray) -> tuple[float | None, int]:
+    """Doubling time (days) of an exponentially growing RMS difference, and the points fitted.
+
+    Fits from 10x the first non-zero difference to a tenth of the largest one.
+    """
+    first = rms[rms > 0][0] if np.any(rms > 0) else 0.0
+    phase = (rms > 10 * first) & (rms < 0.1 * rms.max()) & (t_days > 0)
+    if first == 0.0 or phase.sum() < 3:
+        return None, int(phase.sum())
+    rate = np.polyfit(t_days[phase], np.log(rms[phase]), 1)[0]
+    return (float(math.log(2) / rate) if rate > 0 else None), int(phase.sum())
+
+
 def doubling_days(nlat: int, nlon: int, days: float, perturbation: float, spinup_days: float) -> dict:
-    """Error growth between a run and its perturbed twin (air temperature, K)."""
+    """Error growth between a run and its twin whose vorticity is perturbed after spin-up."""
     base = dict(nlat=nlat, nlon=nlon, days=days, output_hours=6.0, spinup_days=spinup_days, output_dtype="float64")
-    a = run_nature(NatureRunConfig(**base)).air_temperature.values.astype(np.float64)
-    b = run_nature(NatureRunConfig(perturbation_K=perturbation, **base)).air_temperature.values.astype(np.float64)
-    rms = np.sqrt(np.mean((a - b) ** 2, axis=(1, 2)))
-    t_days = np.arange(len(rms)) * 0.25
-    # Fit the exponential phase: from 10x the perturbation to a tenth of the largest separation.
-    phase = (rms > 10 * perturbation) & (rms < 0.1 * rms.max())
-    growing = bool(rms[-1] > 10 * perturbation) and phase.sum() >= 3
-    days_to_double = None
-    if growing:
-        rate = np.polyfit(t_days[phase], np.log(rms[phase]), 1)[0]
-        days_to_double = float(math.log(2) / rate) if rate > 0 else None
-    return {"error_doubling_days": days_to_double, "rms_start_K": float(rms[0]), "rms_end_K": float(rms[-1]),
-            "fitted_points": int(phase.sum())}
+    a = run_nature(NatureRunConfig(**base))
+    b = run_nature(NatureRunConfig(perturbation=perturbation, **base))
+    t_days = np.arange(a.sizes["time"]) * 0.25
+    wind = np.sqrt(np.mean((a.u_component_of_wind.values - b.u_component_of_wind.values) ** 2
+                           + (a.v_component_of_wind.values - b.v_component_of_wind.values) ** 2, axis=(1, 2)))
+    temp = np.sqrt(np.mean((a.air_temperature.values - b.air_temperature.values) ** 2, axis=(1, 2)))
+    wind_days, wind_points = fitted_doubling(wind, t_days)
+    temp_days, _ = fitted_doubling(temp, t_days)
+    return {"error_doubling_days": wind_days, "air_temperature_doubling_days": temp_days,
+            "wind_rms_difference_start_m_per_s": float(wind[0]), "wind_rms_difference_end_m_per_s": float(wind[-1]),
+            "air_temperature_rms_difference_end_K": float(temp[-1]), "fitted_points": wind_points,
+            "statics": a.attrs["statics"]}
 
 
 def main(argv=None) -> dict:
@@ -69,7 +82,7 @@ def main(argv=None) -> dict:
     p.add_argument("--days", type=float, default=365.0)
     p.add_argument("--spinup-days", type=float, default=60.0)
     p.add_argument("--chaos-days", type=float, default=30.0)
-    p.add_argument("--perturbation", type=float, default=1e-6, help="K of air-temperature noise")
+    p.add_argument("--perturbation", type=float, default=1e-6, help="relative vorticity perturbation")
     args = p.parse_args(argv)
 
     sec, residual = timed_year(args.nlat, args.nlon, args.days, args.spinup_days)
@@ -77,8 +90,9 @@ def main(argv=None) -> dict:
     chaos = doubling_days(args.nlat, args.nlon, args.chaos_days, args.perturbation, args.spinup_days)
     print(f"{args.nlat}x{args.nlon}: {sec:.1f} s per simulated year (32x64: {sec_small:.1f} s)")
     print(f"water budget relative residual over {args.days:g} days: {residual:.2e}")
-    print(f"air-temperature difference {chaos['rms_start_K']:.2e} K -> {chaos['rms_end_K']:.2e} K in "
-          f"{args.chaos_days:g} days; doubling time {chaos['error_doubling_days']} days")
+    print(f"wind difference {chaos['wind_rms_difference_start_m_per_s']:.2e} -> "
+          f"{chaos['wind_rms_difference_end_m_per_s']:.2e} m/s in {args.chaos_days:g} days; doubling time "
+          f"{chaos['error_doubling_days']} days (air temperature: {chaos['air_temperature_doubling_days']} days)")
     result = {
         "grid": [args.nlat, args.nlon],
         "simulated_days": args.days,

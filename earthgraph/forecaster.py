@@ -26,7 +26,22 @@ from earthgraph.processors import InteractionNetworkProcessor
 FORCING_DIM = 6
 POINT_FORCING_DIM = 6
 INSOLATION_HISTORY_HOURS = (3.0, 6.0)  # surface temperatures answer sunlight with a lag of hours
-POINT_STATIC_DIM = 1  # land-sea mask at the point
+# Static fields a point or mesh node carries: land-sea mask (fraction) and surface
+# height in km (from ``geopotential_at_surface``; zero when the store has none).
+STATIC_FIELDS = ("land_sea_mask", "orography_km")
+POINT_STATIC_DIM = len(STATIC_FIELDS)
+GRAVITY = 9.80665  # m s-2
+
+
+def static_feature_grids(static: dict | None) -> np.ndarray | None:
+    """(len(STATIC_FIELDS), nlat, nlon) float32 feature grids from a store's static fields, or None."""
+    if not static or "land_sea_mask" not in static:
+        return None
+    mask = np.asarray(static["land_sea_mask"], np.float32)
+    height = np.zeros_like(mask)
+    if "geopotential_at_surface" in static:
+        height = np.asarray(static["geopotential_at_surface"], np.float32) / (GRAVITY * 1000.0)
+    return np.stack([mask, height])
 
 
 class MeshGraph(nn.Module):
@@ -101,21 +116,22 @@ class PointStatics(nn.Module):
 
     def __init__(self, static: dict | None):
         super().__init__()
-        if static and "land_sea_mask" in static:
+        grids = static_feature_grids(static)
+        if grids is not None:
             lat, lon = np.asarray(static["latitude"], np.float64), np.asarray(static["longitude"], np.float64)
             self.grid = (float(lat[0]), regular_grid_spacing(lat, "latitude"), len(lat),
                          float(lon[0]), regular_grid_spacing(lon, "longitude"), len(lon))
-            mask = np.asarray(static["land_sea_mask"], np.float32).reshape(-1)
+            table = grids.reshape(len(STATIC_FIELDS), -1).T.copy()  # (cells, fields)
         else:
-            self.grid, mask = None, np.zeros(0, np.float32)
-        self.register_buffer("land_sea_mask", torch.from_numpy(mask), persistent=False)
+            self.grid, table = None, np.zeros((0, POINT_STATIC_DIM), np.float32)
+        self.register_buffer("table", torch.from_numpy(table), persistent=False)
 
     def forward(self, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
         """(n,) radians -> (n, POINT_STATIC_DIM)."""
         if self.grid is None:
             return lat.new_zeros((len(lat), POINT_STATIC_DIM), dtype=torch.float32)
         cell = nearest_grid_cell(lat, lon, *self.grid)
-        return self.land_sea_mask[cell][:, None]
+        return self.table[cell]
 
 
 class GraphDOPForecaster(nn.Module):
@@ -123,8 +139,9 @@ class GraphDOPForecaster(nn.Module):
 
     schema: per observation type, its channels, metadata features and
         normalisation statistics (see ``earthgraph.data.windows.observation_schema``).
-    static: optional gridded static fields ``{"latitude", "longitude", "land_sea_mask"}``
-        remapped once onto the mesh as node features.
+    static: optional gridded static fields ``{"latitude", "longitude", "land_sea_mask"}`` and
+        optionally ``geopotential_at_surface`` (m2 s-2), remapped once onto the mesh as node
+        features and looked up at every observation and query point.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -134,11 +151,14 @@ class GraphDOPForecaster(nn.Module):
         self.schema = schema
         self.window_seconds = window_hours * 3600.0
         self.mesh = MeshGraph(nside)
-        land = np.zeros(self.mesh.npix)
-        if static and "land_sea_mask" in static:
-            land = grid_to_healpix_mean(self.mesh.healpix, np.asarray(static["latitude"]), np.asarray(static["longitude"]),
-                                        np.asarray(static["land_sea_mask"], dtype=np.float64))
-        node_static = torch.cat([self.mesh.xyz, torch.from_numpy(land).float()[:, None]], dim=1)
+        # Land fraction and mean surface height of each mesh cell.
+        node_fields = np.zeros((self.mesh.npix, len(STATIC_FIELDS)))
+        grids = static_feature_grids(static)
+        if grids is not None:
+            lat, lon = np.asarray(static["latitude"]), np.asarray(static["longitude"])
+            node_fields = np.stack([grid_to_healpix_mean(self.mesh.healpix, lat, lon, g.astype(np.float64))
+                                    for g in grids], axis=1)
+        node_static = torch.cat([self.mesh.xyz, torch.from_numpy(node_fields).float()], dim=1)
         self.register_buffer("node_static", node_static, persistent=False)
         self.point_static = PointStatics(static)
         type_dims = {name: (len(s["channels"]), len(s["metadata"])) for name, s in schema.items()}

@@ -13,7 +13,8 @@ from earthgraph.data.generate import generate_osse  # noqa: E402
 from earthgraph.data.nature_run import NatureRunConfig  # noqa: E402
 from earthgraph.data.observing import ObservingConfig  # noqa: E402
 
-SMALL_NATURE = dict(nlat=16, nlon=32, days=12.0, spinup_days=10.0, start="2020-03-01T00:00", seed=3)
+SMALL_NATURE = dict(nlat=16, nlon=32, days=12.0, spinup_days=10.0, start="2020-03-01T00:00", seed=3,
+                    statics="synthetic")
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,14 @@ def test_point_statics_give_the_surface_under_each_point():
                   rad([0.0, 10.0, 354.9, -5.1, 355.1, -4.9, 170.0, 180.0]))[:, 0].numpy()
     expect = [mask[0, 0], mask[0, 1], mask[18, 35], mask[18, 35], mask[17, 0], mask[17, 0], mask[35, 17], mask[0, 18]]
     np.testing.assert_array_equal(got, expect)
-    assert PointStatics(None)(rad([10.0]), rad([20.0])).tolist() == [[0.0]]
+    # Surface height comes along in km when the store has geopotential; zero otherwise.
+    assert (statics(rad([10.0]), rad([20.0]))[:, 1] == 0).all()
+    height_m = np.arange(36 * 36, dtype=float).reshape(36, 36)
+    with_height = PointStatics({"latitude": lat, "longitude": lon, "land_sea_mask": mask,
+                                "geopotential_at_surface": 9.80665 * height_m})
+    got = with_height(rad([2.4, -87.5]), rad([354.9, 10.0])).numpy()
+    np.testing.assert_allclose(got[:, 1], [height_m[18, 35] / 1000, height_m[0, 1] / 1000], rtol=1e-6)
+    assert PointStatics(None)(rad([10.0]), rad([20.0])).tolist() == [[0.0, 0.0]]
     with pytest.raises(ValueError, match="latitude is not ascending and evenly spaced"):
         PointStatics({"latitude": lat[::-1], "longitude": lon, "land_sea_mask": mask})
 

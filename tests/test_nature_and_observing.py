@@ -78,6 +78,7 @@ def test_generated_store_holds_every_system(small_osse):
     for name in store.type_names:
         assert store.rows(name) == summary["counts"][name] > 0
     assert store.static()["land_sea_mask"].shape == (16, 32)
+    assert store.static()["geopotential_at_surface"].shape == (16, 32)
 
 
 def test_microwave_imager_sees_surface_temperature_through_cloud(nature):
@@ -114,3 +115,19 @@ def test_sun_synchronous_orbits_cross_the_equator_at_their_local_times():
     off = np.minimum(np.abs(local - 13.5), np.abs(local - 1.5))
     assert eq.sum() > 50 and off.max() < 0.25
     assert (np.abs(local - 13.5) < 0.25).any() and (np.abs(local - 1.5) < 0.25).any()
+
+
+def test_argo_floats_profile_ice_free_ocean_once_per_window_and_amvs_measure_the_wind(nature):
+    net = ObservingNetwork(nature, ObservingConfig(seed=0))
+    t0 = net.sampler.t_start + 2 * 86400
+    cols = net.observe("argo", t0, t0 + 43200)
+    assert len(cols["time"]) > 20
+    assert len(np.unique(cols["float_id"])) == len(cols["float_id"]), "one profile per float per window"
+    ice = net.sampler.sample("sea_ice_concentration", cols["time"].astype(float), cols["lat"], cols["lon"])
+    assert np.all(ice <= 0.15) and not net.sampler.is_land(cols["lat"], cols["lon"]).any()
+    ohc = net.sampler.sample("ocean_heat_content", cols["time"].astype(float), cols["lat"], cols["lon"])
+    assert np.abs(cols["values"][:, 2] - ohc).max() < 6 * obs_types.ARGO.channel("ohc").error
+    amv = net.observe("amv", t0, t0 + 43200)
+    u = net.sampler.sample("u_component_of_wind", amv["time"].astype(float), amv["lat"], amv["lon"])
+    assert abs((amv["values"][:, 0] - u).std() - obs_types.AMV.channel("u").error) < 0.3
+    assert np.all(amv["satellite_zenith"] < 60.0)

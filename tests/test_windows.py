@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from earthgraph.data.store import ObservationStore
-from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
+from earthgraph.data.windows import (
+    WindowDataset,
+    collate_windows,
+    init_times_between,
+    observation_schema,
+    resolve_dropout,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +46,30 @@ def test_dropout_and_target_cap_are_reproducible_and_leave_evaluation_inputs_who
     assert len(ds.input_window(int(times[1]))["geo_ir"]) == full
     batch = collate_windows([ds[0], ds[1]])
     assert set(batch["inputs"]["synop"].sample.tolist()) == {0, 1}
+
+
+def test_graphdop_dropout_drops_a_quarter_of_satellite_and_half_of_conventional_inputs(store):
+    fractions = resolve_dropout(store, "graphdop")
+    assert fractions["synop"] == fractions["drifter"] == fractions["argo"] == 0.5
+    assert fractions["geo_ir"] == fractions["mw_sounder"] == fractions["amv"] == 0.25
+    assert resolve_dropout(store, {"graphdop": 1, "synop": 0.1})["synop"] == 0.1
+    assert resolve_dropout(store, None) == {}
+    with pytest.raises(ValueError, match="'radar', which store"):
+        resolve_dropout(store, {"radar": 0.2})
+    with pytest.raises(ValueError, match="fraction in \\[0, 1\\)"):
+        resolve_dropout(store, {"synop": 1.5})
+    schema = observation_schema(store)
+    times = init_times_between(np.datetime64("2020-03-03"), np.datetime64("2020-03-08"), 12, 1, 12, store.time_range)
+    ds = WindowDataset(store, times, schema, 12, rollout=1, dropout=fractions, seed=2)
+    kept = {n: 0 for n in ("synop", "geo_ir")}
+    full = dict(kept)
+    for i in range(len(times)):
+        item = ds[i]
+        for n in kept:
+            kept[n] += len(item["inputs"][n])
+            full[n] += len(store.read(n, int(times[i]) - 43200, int(times[i]))["time"])
+    assert abs(kept["synop"] / full["synop"] - 0.5) < 0.05
+    assert abs(kept["geo_ir"] / full["geo_ir"] - 0.75) < 0.05
 
 
 def test_an_empty_period_is_a_clear_error(store):

@@ -1,7 +1,9 @@
 """Command line (also ``earthgraph-data``):
 
 ``python -m earthgraph.data generate ...`` makes a nature-run OSSE;
-``python -m earthgraph.data ingest ...`` puts a user's point tables into a store.
+``python -m earthgraph.data ingest ...`` puts a user's point tables into a store;
+``python -m earthgraph.data fetch-statics`` downloads the real land-sea mask and
+orography (from the climt wheel on PyPI) that ``generate`` then uses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from earthgraph.data.generate import generate_osse
 from earthgraph.data.ingest import IngestError, TableSpec, ingest_tables
 from earthgraph.data.nature_run import NatureRunConfig
 from earthgraph.data.observing import ObservingConfig
+from earthgraph.data.statics import StaticsError, default_statics_dir, fetch_climt_statics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--spinup-days", type=float, default=NatureRunConfig.spinup_days)
     gen.add_argument("--obs-scale", type=float, default=1.0, help="multiplies every observing system's density")
+    gen.add_argument("--statics", default=NatureRunConfig.statics,
+                     help="auto (real if fetched, else synthetic), climt, synthetic, or a folder of climt files")
+    gen.add_argument("--atmosphere", default=NatureRunConfig.atmosphere, choices=("vorticity", "waves"),
+                     help="vorticity: chaotic barotropic model (default); waves: prescribed travelling waves")
+    gen.add_argument("--systems", nargs="+", default=None, metavar="SYSTEM",
+                     help="observing systems to run (default: all)")
+    fetch = sub.add_parser("fetch-statics", help="download the real land-sea mask and orography (climt, PyPI)")
+    fetch.add_argument("--out", default=None, help=f"folder (default {default_statics_dir()})")
     ing = sub.add_parser("ingest", help="validate point tables (CSV, parquet, netCDF) and add them to a store")
     ing.add_argument("--store", required=True, help="observation store (created, or appended to)")
     ing.add_argument("--type", required=True, help="registered observation type, e.g. drifter")
@@ -47,11 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate":
         t = time.perf_counter()
         nature = NatureRunConfig(nlat=args.nlat, nlon=args.nlon, days=args.days, start=args.start,
-                                 seed=args.seed, spinup_days=args.spinup_days)
+                                 seed=args.seed, spinup_days=args.spinup_days, statics=args.statics,
+                                 atmosphere=args.atmosphere)
         observing = ObservingConfig(seed=args.seed, scale=args.obs_scale)
-        summary = generate_osse(args.out, nature, observing)
+        summary = generate_osse(args.out, nature, observing,
+                                systems=tuple(args.systems) if args.systems else None)
         summary["seconds"] = round(time.perf_counter() - t, 1)
         print(json.dumps(summary, indent=2))
+    elif args.command == "fetch-statics":
+        try:
+            print(f"static fields in {fetch_climt_statics(args.out)}")
+        except StaticsError as e:
+            print(f"fetch-statics failed: {e}", file=sys.stderr)
+            return 2
     elif args.command == "ingest":
         spec = TableSpec(values=_pairs(args.value, "--value"), units=_pairs(args.units, "--units"), time=args.time,
                          lat=args.lat, lon=args.lon, fixed_lat=args.fixed_lat, fixed_lon=args.fixed_lon,

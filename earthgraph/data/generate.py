@@ -34,8 +34,10 @@ def write_zarr_atomic(ds: xr.Dataset, path: str | os.PathLike) -> None:
 
 
 def generate_osse(out_dir: str | os.PathLike, nature: NatureRunConfig, observing: ObservingConfig,
-                  overwrite: bool = True) -> dict:
+                  overwrite: bool = True, systems: tuple[str, ...] | None = None) -> dict:
     """Run the nature run, write ``truth.zarr`` and ``obs.zarr`` into ``out_dir``.
+
+    ``systems``: the observing systems to run (default: every one).
 
     Returns a summary (paths, counts per type, time range).
     """
@@ -50,7 +52,8 @@ def generate_osse(out_dir: str | os.PathLike, nature: NatureRunConfig, observing
         "observing": asdict(observing),
     }
     summary = {"truth": str(out / "truth.zarr"),
-               **observe_gridded(truth, out / "obs.zarr", observing, provenance=provenance, overwrite=overwrite),
+               **observe_gridded(truth, out / "obs.zarr", observing, systems=systems, provenance=provenance,
+                                 overwrite=overwrite),
                "grid": [nature.nlat, nature.nlon]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -78,8 +81,8 @@ def observe_gridded(truth: xr.Dataset, store: str | os.PathLike, observing: Obse
     counts = {n: 0 for n in systems}
     with StoreWriter(store, [obs_types.get(n) for n in systems], provenance=provenance or {},
                      overwrite=overwrite) as writer:
-        writer.add_static(truth.latitude.values, truth.longitude.values,
-                          {"land_sea_mask": truth["land_sea_mask"].values})
+        static = {k: truth[k].values for k in ("land_sea_mask", "geopotential_at_surface") if k in truth}
+        writer.add_static(truth.latitude.values, truth.longitude.values, static)
         t = t_start
         while t < t_end:
             t1 = min(t + CHUNK_SECONDS, t_end)

@@ -81,3 +81,39 @@ class LatLonGrid:
         j = np.clip(((lat + np.pi / 2) / self.dlat).astype(np.int64), 0, self.nlat - 1)
         i = np.floor((np.mod(lon + self.dlon / 2, 2 * np.pi)) / self.dlon).astype(np.int64) % self.nlon
         return j, i
+
+
+def interval_overlaps(src_edges: np.ndarray, dst_edges: np.ndarray, period: float | None = None) -> np.ndarray:
+    """(n_dst, n_src) lengths of the overlap of each destination and source interval.
+
+    Edges are increasing, (n+1,). With ``period`` the axis is periodic (longitude):
+    source intervals are also matched one period either side.
+    """
+    shifts = (0.0,) if period is None else (-period, 0.0, period)
+    out = np.zeros((len(dst_edges) - 1, len(src_edges) - 1))
+    for shift in shifts:
+        lo = np.maximum(dst_edges[:-1, None], src_edges[None, :-1] + shift)
+        hi = np.minimum(dst_edges[1:, None], src_edges[None, 1:] + shift)
+        out += np.clip(hi - lo, 0.0, None)
+    return out
+
+
+def regrid_conservative(values: np.ndarray, src_lat_deg: np.ndarray, src_lon_deg: np.ndarray,
+                        grid: LatLonGrid) -> np.ndarray:
+    """Area-weighted mean of a global regular lat-lon field over each cell of ``grid``.
+
+    values: (n_lat, n_lon) on cell centres ``src_lat_deg`` (ascending) and
+        ``src_lon_deg`` (ascending, evenly spaced, covering 360 degrees).
+    Returns (grid.nlat, grid.nlon). First-order conservative: the area integral
+    is preserved, and a field of 0s and 1s becomes the covered fraction.
+    """
+    def edges(centres: np.ndarray) -> np.ndarray:
+        mid = 0.5 * (centres[1:] + centres[:-1])
+        return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
+
+    lat_e = np.radians(np.clip(edges(np.asarray(src_lat_deg, float)), -90.0, 90.0))
+    lon_e = np.radians(edges(np.asarray(src_lon_deg, float)))
+    w_lat = interval_overlaps(np.sin(lat_e), np.sin(grid.lat_edges))
+    w_lon = interval_overlaps(lon_e, grid.lon_edges, period=2 * np.pi)
+    total = w_lat @ np.asarray(values, float) @ w_lon.T
+    return total / (w_lat.sum(axis=1)[:, None] * w_lon.sum(axis=1)[None, :])

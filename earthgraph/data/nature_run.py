@@ -4,14 +4,18 @@ It is the known truth of earthgraph's observing-system simulation experiment
 (OSSE). Deliberately simple, but every sphere is coupled to the ones it
 touches and the water budget is closed:
 
-- atmosphere: air temperature and column water vapour, advected by a
-  non-divergent flow (solid-body westerlies plus travelling planetary waves),
-  relaxed to a seasonal radiative equilibrium and to the surface, with
-  evaporation and condensation into precipitation (rain or snow);
-- ocean: a mixed layer (SST) heated by the sun, exchanging heat with the air,
-  advected by gyres, and a freshwater reservoir;
+- atmosphere: a chaotic barotropic vorticity model (``vorticity``: seasonal
+  jets, flow over real orography, stirring) whose winds carry air temperature
+  and column water vapour, relaxed to a seasonal radiative equilibrium (colder
+  over high ground) and to the surface, with evaporation and condensation
+  into precipitation (rain or snow);
+- ocean: a mixed layer (SST) heated by the sun, exchanging heat with the air
+  and with a thermocline layer beneath it, both advected by gyres; their heat
+  content is the ocean heat content that Argo-like floats profile; and a
+  freshwater reservoir;
 - land: a soil-water bucket with runoff to the ocean, land-surface
-  temperature with a diurnal cycle, snow that accumulates and melts;
+  temperature with a diurnal cycle, snow that accumulates and melts, on the
+  real land-sea mask and orography where available (``statics``);
 - cryosphere: sea-ice volume and concentration with freezing, melting and an
   ice-albedo feedback.
 
@@ -32,8 +36,12 @@ import pandas as pd
 import xarray as xr
 
 from earthgraph.data import solar
-from earthgraph.data.advection import advect, face_fluxes
+from earthgraph.data.advection import advect, face_fluxes, taper_polar_streamfunction
 from earthgraph.data.grid import EARTH_RADIUS, LatLonGrid
+from earthgraph.data.spherical_harmonics import GaussianGrid
+from earthgraph.data.statics import load_statics
+from earthgraph.data.travelling_waves import TravellingWaves, centre_winds
+from earthgraph.data.vorticity import BarotropicModel, JetForcing, spin_up_noise
 
 T_MELT = 273.15  # K
 T_FREEZE_SEA = 271.35  # K
@@ -43,6 +51,7 @@ RHO_ICE = 917.0  # kg m-3
 AIR_COLUMN_HEAT_CAPACITY = 1.0e7  # J m-2 K-1 (cp * ps / g)
 WATER_HEAT_CAPACITY = 4.2e6  # J m-3 K-1
 SOIL_CAPACITY = 150.0  # kg m-2, bucket size
+THERMOCLINE_DEPTH = 100.0  # m, the ocean layer under the mixed layer
 NEW_ICE_THICKNESS = 0.05  # m: frazil spreads over open water at this thickness
 
 # Names of the gridded truth variables, with their sphere and units.
@@ -50,36 +59,60 @@ VARIABLES = {
     "air_temperature": ("atmosphere", "K"),
     "total_column_water_vapour": ("atmosphere", "kg m-2"),
     "sea_surface_temperature": ("ocean", "K"),
+    "thermocline_temperature": ("ocean", "K"),
+    "ocean_heat_content": ("ocean", "J m-2"),
     "land_surface_temperature": ("land", "K"),
     "soil_moisture": ("land", "1"),
     "snow_water_equivalent": ("land", "kg m-2"),
     "sea_ice_concentration": ("cryosphere", "1"),
     "sea_ice_thickness": ("cryosphere", "m"),
+    "u_component_of_wind": ("atmosphere", "m s-1"),
+    "v_component_of_wind": ("atmosphere", "m s-1"),
 }
 
 
 @dataclass
 class NatureRunConfig:
-    """Settings of a nature run. Defaults give the quickstart's 32x64 grid."""
+    """Settings of a nature run. The default grid is 64x128 (about 2.8 degrees)."""
 
-    nlat: int = 32
-    nlon: int = 64
+    nlat: int = 64
+    nlon: int = 128
     start: str = "2020-01-01T00:00"
     days: float = 120.0
     dt_minutes: float = 60.0
     output_hours: float = 3.0
     spinup_days: float = 60.0
     seed: int = 0
+    # "auto" (climt's real land mask and orography if found, else synthetic),
+    # "synthetic", "climt", or a directory holding climt's static files.
+    statics: str = "auto"
+    land_fraction: float = 0.3  # of the synthetic planet only
     mixed_layer_depth_m: float = 2.5
-    westerly_m_per_s: float = 12.0
-    n_waves: int = 5
-    wave_speed_m_per_s: float = 9.0
+    # High ground has a colder equilibrium air temperature, by this much per km of orography.
+    lapse_rate_K_per_km: float = 6.5
+    # "vorticity": the chaotic barotropic vorticity model; "waves": the prescribed,
+    # non-chaotic westerlies plus travelling waves (``travelling_waves``).
+    atmosphere: str = "vorticity"
+    # Atmosphere: spectral truncation of the vorticity model, independent of the
+    # output grid, so that every output grid sees the same weather.
+    truncation: int = 42
+    jet_speed_m_per_s: float = 35.0
+    jet_width_deg: float = 8.0
+    relaxation_days: float = 20.0
+    diffusion_hours: float = 24.0
+    # Stirring: a fixed seeded vorticity forcing in total wavenumbers [lo, hi],
+    # standing in for the baroclinic eddies a one-layer model cannot make.
+    stirring_s2: float = 1.0e-10
+    stirring_wavenumbers: tuple[int, int] = (10, 20)
+    orography_scale_height_m: float = 10_000.0
+    # The vorticity model's wind is a mid-tropospheric (equivalent-barotropic) one;
+    # near-surface air, which carries the air temperature and vapour, moves slower.
+    surface_wind_fraction: float = 0.5
     ocean_current_m_per_s: float = 0.8
-    land_fraction: float = 0.3
     ice_drift_fraction: float = 0.05
-    # Kelvin: seeded noise added to the air temperature after spin-up, to measure
-    # how fast two nearby trajectories separate (the error-doubling time).
-    perturbation_K: float = 0.0
+    # Relative size of seeded noise added to the vorticity after spin-up: twin
+    # runs that differ by one part in ``1/perturbation`` measure error growth.
+    perturbation: float = 0.0
     # Truth variables are written as float32 (as WeatherBench2 stores them); float64
     # resolves differences far below a float32 step near 300 K (2e-5 K).
     output_dtype: str = "float32"
@@ -96,21 +129,29 @@ class NatureRunConfig:
                 f"NatureRunConfig: output_hours={self.output_hours} is not a multiple of "
                 f"dt_minutes={self.dt_minutes}"
             )
+        if self.atmosphere not in ("vorticity", "waves"):
+            raise ValueError(f"NatureRunConfig: atmosphere={self.atmosphere!r}; expected 'vorticity' or 'waves'")
+        lo, hi = self.stirring_wavenumbers
+        if not 1 <= lo <= hi <= self.truncation:
+            raise ValueError(f"NatureRunConfig: stirring_wavenumbers={self.stirring_wavenumbers} must lie in "
+                             f"[1, truncation={self.truncation}]")
 
 
 @dataclass
 class SurfaceState:
-    """Prognostic fields, each (nlat, nlon) float64."""
+    """Prognostic fields: surface ones (nlat, nlon) float64, vorticity spectral."""
 
     air_temperature: np.ndarray
     vapour: np.ndarray
     sst: np.ndarray
+    thermocline: np.ndarray  # K, mean temperature of the layer under the mixed layer
     lst: np.ndarray
     soil_water: np.ndarray
     snow: np.ndarray
     ice_volume: np.ndarray  # m of ice per unit cell area (the budget variable)
     ice_concentration: np.ndarray  # fraction of the cell covered; thickness = volume / concentration
     ocean_freshwater: np.ndarray
+    vorticity: np.ndarray  # (T+1, T+1) complex spectral relative vorticity, s-1
 
     def copy(self) -> "SurfaceState":
         return SurfaceState(**{k: v.copy() for k, v in self.__dict__.items()})
@@ -118,17 +159,18 @@ class SurfaceState:
 
 @dataclass
 class Planet:
-    """Static fields and the prescribed flows of one nature run."""
+    """Static fields, the atmosphere's dynamics and the forcings of one nature run."""
 
     grid: LatLonGrid
     land: np.ndarray  # (nlat, nlon) bool
-    wave_m: np.ndarray  # zonal wavenumbers of the travelling waves
-    wave_amp: np.ndarray  # streamfunction amplitude, m2 s-1
-    wave_omega: np.ndarray  # rad s-1
-    wave_phase: np.ndarray
-    wave_mod_freq: np.ndarray  # amplitude modulation frequency, rad s-1
-    wave_mod_phase: np.ndarray
-    westerly: float
+    orography_m: np.ndarray  # (nlat, nlon) surface height, m (0 over sea)
+    statics_source: str
+    atmosphere: BarotropicModel
+    stirring: np.ndarray  # (T+1, T+1) spectral vorticity forcing, s-2
+    relaxation_seconds: float
+    surface_wind_fraction: float
+    altitude_cooling_K: np.ndarray  # (nlat, nlon) lapse rate times orography
+    waves: TravellingWaves | None  # set when the flow is prescribed instead of the vorticity model's
     ocean_current: float  # m s-1, peak speed of gyres and eddies
     ice_drift: float  # fraction of the air flow that moves sea ice
     coast_free_corner: np.ndarray = field(repr=False)  # (nlat+1, nlon) corners touching no land
@@ -137,42 +179,48 @@ class Planet:
     def ocean(self) -> np.ndarray:
         return ~self.land
 
+    def vorticity_target(self, seconds: float) -> np.ndarray:
+        """Spectral vorticity the flow relaxes towards: seasonal jets plus the stirring's
+        equilibrium (a steady forcing F relaxing with time tau acts as a target F tau)."""
+        return self.atmosphere.jet_vorticity(season(seconds)) + self.stirring * self.relaxation_seconds
 
-def synthetic_land_mask(grid: LatLonGrid, land_fraction: float, seed: int) -> np.ndarray:
-    """A deterministic Earth-like land mask: smooth random continents plus an
-    Antarctic cap, with the Arctic kept as ocean so that sea ice can form.
 
-    The real-mask reader (climt's 2-degree land mask) replaces this when the
-    data issue lands; this fallback needs no file.
-    """
-    rng = np.random.default_rng(seed + 7919)
-    lat, lon = grid.mesh()
-    x = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    field_ = np.zeros_like(lat)
-    for _ in range(24):
-        k = rng.normal(size=3)
-        k *= rng.uniform(1.0, 3.5) / np.linalg.norm(k)
-        field_ += np.cos(np.tensordot(k, x, axes=1) + rng.uniform(0, 2 * np.pi)) / np.linalg.norm(k)
-    band = np.abs(lat) < np.radians(70)
-    threshold = np.quantile(field_[band], 1.0 - land_fraction)
-    land = (field_ > threshold) & band
-    land |= lat < np.radians(-68)
-    return land
+def stirring_pattern(gaussian: GaussianGrid, wavenumbers: tuple[int, int], rms_s2: float, seed: int) -> np.ndarray:
+    """Seeded random spectral forcing in total wavenumbers ``[lo, hi]`` with grid RMS ``rms_s2``."""
+    rng = np.random.default_rng(seed + 4099)
+    shape = (gaussian.truncation + 1,) * 2
+    coeffs = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * gaussian.valid
+    lo, hi = wavenumbers
+    coeffs = coeffs * ((gaussian.degree >= lo) & (gaussian.degree <= hi))
+    coeffs[0] = coeffs[0].real  # m = 0 coefficients of a real field are real
+    return coeffs * (rms_s2 / math.sqrt(float(np.mean(gaussian.synthesise(coeffs) ** 2))))
+
+
+def dynamics_grid(truncation: int) -> GaussianGrid:
+    """The smallest even Gaussian grid free of quadratic aliasing at ``truncation``."""
+    nlon = 3 * truncation + 1
+    nlon += nlon % 2
+    return GaussianGrid(nlon // 2, nlon, truncation)
 
 
 def make_planet(config: NatureRunConfig) -> Planet:
     grid = LatLonGrid(config.nlat, config.nlon)
-    rng = np.random.default_rng(config.seed)
-    land = synthetic_land_mask(grid, config.land_fraction, config.seed)
-    n = config.n_waves
-    wave_m = rng.integers(2, 7, size=n).astype(float)
-    # Amplitude so that the meridional wind peaks near ``wave_speed_m_per_s``.
-    wave_amp = config.wave_speed_m_per_s * EARTH_RADIUS / wave_m * rng.uniform(0.6, 1.0, size=n)
-    deg_per_day = rng.uniform(-4.0, 10.0, size=n)  # phase speed relative to the ground
-    wave_omega = wave_m * np.radians(deg_per_day) / solar.SECONDS_PER_DAY
-    wave_phase = rng.uniform(0, 2 * np.pi, size=n)
-    wave_mod_freq = 2 * np.pi / (rng.uniform(4.0, 12.0, size=n) * solar.SECONDS_PER_DAY)
-    wave_mod_phase = rng.uniform(0, 2 * np.pi, size=n)
+    statics = load_statics(grid, config.statics, config.land_fraction, config.seed)
+    land = statics.land
+
+    # The dynamics sees orography on its own grid: the same static fields on a
+    # regular grid of its size, interpolated to the Gaussian latitudes.
+    gaussian = dynamics_grid(config.truncation)
+    regular = LatLonGrid(gaussian.nlat, gaussian.nlon)
+    oro = load_statics(regular, config.statics, config.land_fraction, config.seed).orography_m
+    oro_gauss = np.stack([np.interp(gaussian.lat, regular.lat, oro[:, i]) for i in range(gaussian.nlon)], axis=1)
+    atmosphere = BarotropicModel(
+        gaussian=gaussian, tracers=grid, orography_m=oro_gauss,
+        jets=JetForcing(speed_m_per_s=config.jet_speed_m_per_s, width_deg=config.jet_width_deg),
+        scale_height_m=config.orography_scale_height_m, relaxation_days=config.relaxation_days,
+        diffusion_hours=config.diffusion_hours,
+    )
+    stirring = stirring_pattern(gaussian, config.stirring_wavenumbers, config.stirring_s2, config.seed)
 
     # Corners whose four cells are all ocean: currents and ice drift vanish
     # elsewhere, so nothing crosses a coast.
@@ -183,29 +231,14 @@ def make_planet(config: NatureRunConfig) -> Planet:
             rows = np.clip(np.arange(grid.nlat + 1) + dj, 0, grid.nlat - 1)
             ocean_corner &= np.roll(ocean_cell[rows], -di, axis=1)
     return Planet(
-        grid=grid, land=land, wave_m=wave_m, wave_amp=wave_amp, wave_omega=wave_omega,
-        wave_phase=wave_phase, wave_mod_freq=wave_mod_freq, wave_mod_phase=wave_mod_phase,
-        westerly=config.westerly_m_per_s, ocean_current=config.ocean_current_m_per_s,
-        ice_drift=config.ice_drift_fraction, coast_free_corner=ocean_corner,
+        grid=grid, land=land, orography_m=statics.orography_m, statics_source=statics.source,
+        atmosphere=atmosphere, stirring=stirring, relaxation_seconds=config.relaxation_days * 86400.0,
+        surface_wind_fraction=config.surface_wind_fraction,
+        altitude_cooling_K=config.lapse_rate_K_per_km * statics.orography_m / 1000.0,
+        waves=TravellingWaves.from_seed(config.seed) if config.atmosphere == "waves" else None,
+        ocean_current=config.ocean_current_m_per_s, ice_drift=config.ice_drift_fraction,
+        coast_free_corner=ocean_corner,
     )
-
-
-def atmosphere_streamfunction(planet: Planet, seconds: float) -> np.ndarray:
-    """(nlat+1, nlon) corner streamfunction of the air flow at time ``seconds``, m2 s-1."""
-    grid = planet.grid
-    lat_c = grid.lat_edges[:, None]
-    lon_c = (grid.lon + grid.dlon / 2)[None, :]
-    psi = -planet.westerly * EARTH_RADIUS * np.sin(lat_c) * np.ones_like(lon_c)
-    for m, a, w, p, mf, mp in zip(
-        planet.wave_m, planet.wave_amp, planet.wave_omega, planet.wave_phase,
-        planet.wave_mod_freq, planet.wave_mod_phase,
-    ):
-        envelope = np.cos(lat_c) ** 2 * np.sin(lat_c) ** 2 * 4.0  # peaks at 45 degrees
-        amplitude = a * (0.65 + 0.35 * math.sin(mf * seconds + mp))
-        psi = psi + amplitude * envelope * np.cos(m * lon_c - w * seconds + p)
-    psi[0, :] = psi[0, 0]
-    psi[-1, :] = psi[-1, 0]
-    return psi
 
 
 def ocean_streamfunction(planet: Planet, seconds: float) -> np.ndarray:
@@ -224,10 +257,9 @@ def ocean_streamfunction(planet: Planet, seconds: float) -> np.ndarray:
     return np.where(planet.coast_free_corner, psi, 0.0)
 
 
-def ice_streamfunction(planet: Planet, seconds: float) -> np.ndarray:
+def ice_streamfunction(planet: Planet, air_psi: np.ndarray) -> np.ndarray:
     """Sea ice drifts with a fraction of the wind, never across a coast."""
-    psi = planet.ice_drift * atmosphere_streamfunction(planet, seconds)
-    psi = psi - psi[0, 0]
+    psi = planet.ice_drift * (air_psi - air_psi[0, 0])
     return np.where(planet.coast_free_corner, psi, 0.0)
 
 
@@ -241,9 +273,10 @@ def season(seconds) -> float:
     return solar.declination(seconds) / solar.OBLIQUITY
 
 
-def air_equilibrium(lat: np.ndarray, seconds: float) -> np.ndarray:
-    """Seasonal equilibrium air temperature (K) that the air relaxes towards."""
-    return 300.0 - 48.0 * np.sin(lat) ** 2 + 14.0 * season(seconds) * np.sin(lat)
+def air_equilibrium(lat: np.ndarray, seconds: float, cooling_K: np.ndarray | float = 0.0) -> np.ndarray:
+    """Seasonal equilibrium air temperature (K) that the air relaxes towards, less ``cooling_K``
+    (the lapse-rate cooling of high ground)."""
+    return 300.0 - 48.0 * np.sin(lat) ** 2 + 14.0 * season(seconds) * np.sin(lat) - cooling_K
 
 
 def ocean_equilibrium(lat: np.ndarray, seconds: float) -> np.ndarray:
@@ -251,21 +284,25 @@ def ocean_equilibrium(lat: np.ndarray, seconds: float) -> np.ndarray:
     return 302.0 - 36.0 * np.sin(lat) ** 2 + 4.0 * season(seconds) * np.sin(lat)
 
 
-def initial_state(planet: Planet, seconds: float) -> SurfaceState:
+def initial_state(planet: Planet, seconds: float, seed: int) -> SurfaceState:
     grid = planet.grid
     lat, _ = grid.mesh()
-    t_air = air_equilibrium(lat, seconds)
+    t_air = air_equilibrium(lat, seconds, planet.altitude_cooling_K)
+    # The jets at rest plus seeded noise: the seed picks the weather.
+    vorticity = planet.vorticity_target(seconds) + spin_up_noise(planet.atmosphere, seed, 1e-6)
     sst = np.maximum(ocean_equilibrium(lat, seconds), T_FREEZE_SEA)
     return SurfaceState(
         air_temperature=t_air,
         vapour=0.6 * saturation_vapour(t_air),
         sst=np.where(planet.land, T_FREEZE_SEA, sst),
+        thermocline=np.where(planet.land, T_FREEZE_SEA, sst),
         lst=t_air.copy(),
         soil_water=np.where(planet.land, 0.5 * SOIL_CAPACITY, 0.0),
         snow=np.zeros_like(t_air),
         ice_volume=np.where(planet.land | (np.abs(lat) < np.radians(65)), 0.0, 0.5),
         ice_concentration=np.where(planet.land | (np.abs(lat) < np.radians(65)), 0.0, 0.9),
         ocean_freshwater=np.zeros_like(t_air),
+        vorticity=vorticity,
     )
 
 
@@ -288,15 +325,20 @@ def step(planet: Planet, s: SurfaceState, seconds: float, dt: float, mixed_layer
     lat, lon = grid.mesh()
     s = s.copy()
 
-    # --- transport -------------------------------------------------------
-    fx, fy = face_fluxes(atmosphere_streamfunction(planet, seconds))
-    s.air_temperature = advect(grid, s.air_temperature, fx, fy, dt)
-    s.vapour = advect(grid, s.vapour, fx, fy, dt)
+    # --- dynamics and transport ---------------------------------------------
+    if planet.waves is None:
+        air_psi = taper_polar_streamfunction(planet.atmosphere.corner_streamfunction(s.vorticity), grid.lat_edges)
+        s.vorticity = planet.atmosphere.step(s.vorticity, planet.vorticity_target(seconds), dt)
+        fx, fy = face_fluxes(planet.surface_wind_fraction * air_psi)
+    else:
+        air_psi = planet.waves.corner_streamfunction(grid, seconds)
+        fx, fy = face_fluxes(air_psi)
+    s.air_temperature, s.vapour = advect(grid, np.stack([s.air_temperature, s.vapour]), fx, fy, dt)
     ofx, ofy = face_fluxes(ocean_streamfunction(planet, seconds))
-    s.sst = advect(grid, s.sst, ofx, ofy, dt)
-    ifx, ify = face_fluxes(ice_streamfunction(planet, seconds))
-    s.ice_volume = advect(grid, s.ice_volume, ifx, ify, dt)
-    s.ice_concentration = np.minimum(advect(grid, s.ice_concentration, ifx, ify, dt), 1.0)
+    s.sst, s.thermocline = advect(grid, np.stack([s.sst, s.thermocline]), ofx, ofy, dt)
+    ifx, ify = face_fluxes(ice_streamfunction(planet, air_psi))
+    s.ice_volume, conc = advect(grid, np.stack([s.ice_volume, s.ice_concentration]), ifx, ify, dt)
+    s.ice_concentration = np.minimum(conc, 1.0)
 
     # --- surface temperatures ----------------------------------------------
     # Only the departure of insolation from its daily mean heats the surface
@@ -315,11 +357,15 @@ def step(planet: Planet, s: SurfaceState, seconds: float, dt: float, mixed_layer
 
     # Open water absorbs sunlight that ice would reflect: the ice-albedo feedback.
     absorbed = (1 - conc) * 0.94 * 0.5 * solar.daily_mean_insolation(lat, seconds) * 0.15
-    sst_flux = (
-        diurnal - exchange * (s.sst - t_air) + absorbed
-        + c_ocean * (ocean_equilibrium(lat, seconds) - s.sst) / (30 * 86400.0)
-    )
+    # The mixed layer mixes with the thermocline (30 days); the thermocline is
+    # relaxed to a seasonal equilibrium (60 days), standing in for the deep ocean.
+    mixing = c_ocean * (s.thermocline - s.sst) / (30 * 86400.0)  # W m-2 into the mixed layer
+    sst_flux = diurnal - exchange * (s.sst - t_air) + absorbed + mixing
     sst_new = s.sst + dt * sst_flux / c_ocean
+    c_thermo = WATER_HEAT_CAPACITY * THERMOCLINE_DEPTH
+    s.thermocline = np.where(ocean, s.thermocline + dt * (
+        -mixing / c_thermo
+        + (np.maximum(ocean_equilibrium(lat, seconds), T_FREEZE_SEA) - s.thermocline) / (60 * 86400.0)), s.thermocline)
 
     # --- sea ice: frazil on open water, growth in cold air, melt in warm air and
     # warm water. Frazil spreads as thin new ice (raising concentration); melt
@@ -374,25 +420,38 @@ def step(planet: Planet, s: SurfaceState, seconds: float, dt: float, mixed_layer
 
     # --- air temperature: relaxation to equilibrium and to the surface -------
     t_surface = np.where(land, s.lst, (1 - conc) * s.sst + conc * np.minimum(t_air, T_MELT))
-    t_eq = air_equilibrium(lat, seconds)
+    t_eq = air_equilibrium(lat, seconds, planet.altitude_cooling_K)
     t_air = t_air + dt * ((t_eq - t_air) / (6 * 86400.0) + (t_surface - t_air) / (4 * 86400.0))
     s.air_temperature = t_air
     return s
 
 
-def diagnose(planet: Planet, s: SurfaceState) -> dict[str, np.ndarray]:
-    """Observable fields of a state, NaN where a variable does not exist."""
+def ocean_heat_content(sst: np.ndarray, thermocline: np.ndarray, mixed_layer_depth: float) -> np.ndarray:
+    """Heat content of the mixed layer and thermocline relative to 0 degC, J m-2."""
+    return WATER_HEAT_CAPACITY * (mixed_layer_depth * (sst - T_MELT) + THERMOCLINE_DEPTH * (thermocline - T_MELT))
+
+
+def diagnose(planet: Planet, s: SurfaceState, mixed_layer_depth: float, seconds: float) -> dict[str, np.ndarray]:
+    """Observable fields of a state at time ``seconds``, NaN where a variable does not exist."""
     land, ocean = planet.land, planet.ocean
+    if planet.waves is None:
+        winds = planet.atmosphere.grid_winds(s.vorticity)
+    else:
+        winds = centre_winds(planet.grid, planet.waves.corner_streamfunction(planet.grid, seconds))
     nan = np.nan
     return {
         "air_temperature": s.air_temperature,
         "total_column_water_vapour": s.vapour,
         "sea_surface_temperature": np.where(ocean, s.sst, nan),
+        "thermocline_temperature": np.where(ocean, s.thermocline, nan),
+        "ocean_heat_content": np.where(ocean, ocean_heat_content(s.sst, s.thermocline, mixed_layer_depth), nan),
         "land_surface_temperature": np.where(land, s.lst, nan),
         "soil_moisture": np.where(land, s.soil_water / SOIL_CAPACITY, nan),
         "snow_water_equivalent": np.where(land, s.snow, nan),
         "sea_ice_concentration": np.where(ocean, s.ice_concentration, nan),
         "sea_ice_thickness": np.where(ocean, s.ice_volume / np.maximum(s.ice_concentration, 1e-6), nan),
+        "u_component_of_wind": winds[0],
+        "v_component_of_wind": winds[1],
     }
 
 
@@ -400,7 +459,7 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
     """Integrate the nature run and return its truth as a WB2-layout dataset.
 
     Dimensions ``(time, latitude, longitude)``, latitude ascending in degrees,
-    longitude in [0, 360). Static fields ``land_sea_mask`` and ``cell_area`` and
+    longitude in [0, 360). Static fields ``land_sea_mask``, ``geopotential_at_surface`` and ``cell_area`` and
     the diagnostic ``water_total`` (kg, per output time) are included.
     The run first spins up for ``spinup_days`` before ``start``.
     """
@@ -409,15 +468,17 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
     start = pd.Timestamp(config.start)
     t0 = (start - pd.Timestamp("1970-01-01")).total_seconds()
     seconds = t0 - config.spinup_days * 86400.0
-    state = initial_state(planet, seconds)
+    state = initial_state(planet, seconds, config.seed)
     n_spin = int(round(config.spinup_days * 86400.0 / dt))
     for _ in range(n_spin):
         state = step(planet, state, seconds, dt, config.mixed_layer_depth_m)
         seconds += dt
 
-    if config.perturbation_K:
-        noise = np.random.default_rng(config.seed + 104729).standard_normal(state.air_temperature.shape)
-        state.air_temperature = state.air_temperature + config.perturbation_K * noise
+    if config.perturbation:
+        zeta = planet.atmosphere.gaussian.synthesise(state.vorticity)
+        rms = math.sqrt(float(np.mean(zeta**2)))
+        state.vorticity = state.vorticity + spin_up_noise(planet.atmosphere, config.seed + 104729,
+                                                          config.perturbation * rms)
     every = int(round(config.output_hours * 3600.0 / dt))
     n_out = int(math.floor(config.days * 24.0 / config.output_hours)) + 1
     out = {k: np.empty((n_out, config.nlat, config.nlon)) for k in VARIABLES}
@@ -427,7 +488,7 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
             for _ in range(every):
                 state = step(planet, state, seconds, dt, config.mixed_layer_depth_m)
                 seconds += dt
-        for k, v in diagnose(planet, state).items():
+        for k, v in diagnose(planet, state, config.mixed_layer_depth_m, seconds).items():
             out[k][n] = v
         totals[n] = water_total(planet, state)
 
@@ -441,7 +502,10 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
         coords=coords,
     )
     ds["land_sea_mask"] = (("latitude", "longitude"), planet.land.astype(np.float32), {"units": "1"})
+    ds["geopotential_at_surface"] = (("latitude", "longitude"), (planet.orography_m * 9.80665).astype(np.float32),
+                                     {"units": "m2 s-2", "source": planet.statics_source})
     ds["cell_area"] = (("latitude", "longitude"), grid.area, {"units": "m2"})
     ds["water_total"] = (("time",), totals, {"units": "kg", "long_name": "global water of the closed budget"})
-    ds.attrs.update({"title": "earthgraph nature run", "config": repr(asdict(config))})
+    ds.attrs.update({"title": "earthgraph nature run", "config": repr(asdict(config)),
+                     "statics": planet.statics_source})
     return ds

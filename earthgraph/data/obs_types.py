@@ -29,6 +29,8 @@ class ObservationType:
 
     ``metadata`` names per-observation fields stored beside the values (for
     example ``scan_angle`` in degrees, or ``station_id``); they are floats.
+    ``conventional`` marks in-situ networks (stations, ships, buoys, floats) as
+    opposed to satellite instruments; GraphDOP-style dropout treats them apart.
     """
 
     name: str
@@ -36,6 +38,7 @@ class ObservationType:
     channels: tuple[Channel, ...]
     metadata: tuple[str, ...] = ()
     description: str = ""
+    conventional: bool = False
 
     def __post_init__(self):
         if self.sphere not in SPHERES:
@@ -65,6 +68,7 @@ class ObservationType:
             name=d["name"], sphere=d["sphere"],
             channels=tuple(Channel(**c) for c in d["channels"]),
             metadata=tuple(d.get("metadata", ())), description=d.get("description", ""),
+            conventional=bool(d.get("conventional", False)),
         )
 
 
@@ -96,12 +100,20 @@ SYNOP = register(ObservationType(
     (Channel("t2m", "K", 180.0, 340.0, 1.0),),
     metadata=("station_id",),
     description="land stations and ships reporting near-surface air temperature every 3 h",
+    conventional=True,
 ))
 MW_SOUNDER = register(ObservationType(
     "mw_sounder", "atmosphere",
     (Channel("tb_temperature", "K", 150.0, 330.0, 0.7), Channel("tcwv", "kg m-2", 0.0, 100.0, 2.5)),
     metadata=("scan_angle",),
     description="microwave sounders on sun-synchronous polar orbits (swaths)",
+))
+AMV = register(ObservationType(
+    "amv", "atmosphere",
+    (Channel("u", "m s-1", -150.0, 150.0, 3.0), Channel("v", "m s-1", -150.0, 150.0, 3.0)),
+    metadata=("satellite_zenith",),
+    description="atmospheric motion vectors: winds from tracking cloud features in geostationary imagery, "
+                "hourly on five discs",
 ))
 GEO_IR = register(ObservationType(
     "geo_ir", "land",
@@ -127,6 +139,17 @@ DRIFTER = register(ObservationType(
     (Channel("sst", "K", 269.0, 310.0, 0.25),),
     metadata=("buoy_id",),
     description="drifting buoys reporting sea-surface temperature hourly",
+    conventional=True,
+))
+ARGO = register(ObservationType(
+    "argo", "ocean",
+    (Channel("t_surface", "K", 269.0, 310.0, 0.02), Channel("t_thermocline", "K", 269.0, 310.0, 0.02),
+     Channel("ohc", "J m-2", -1.0e9, 2.0e10, 1.0e7)),
+    metadata=("float_id",),
+    description="Argo-like profiling floats: near-surface temperature, mean temperature of the thermocline "
+                "layer (to 100 m under the mixed layer) and upper-ocean heat content relative to 0 degC; "
+                "each float surfaces every 10 days, never under sea ice",
+    conventional=True,
 ))
 SEAICE_CONC = register(ObservationType(
     "seaice_conc", "cryosphere",

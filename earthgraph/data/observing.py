@@ -173,7 +173,10 @@ class ObservingConfig:
     sounder_crossing_hours: tuple[float, ...] = (21.5, 13.5)  # Metop, NOAA-20
     sounder_line_every_s: float = 160.0
     geo_points_per_hour: int = 60
+    amv_points_per_hour: int = 120  # drawn over the sphere per satellite; about a quarter fall on its disc
     drifters: int = 300
+    argo_floats: int = 3800
+    argo_cycle_days: float = 10.0
     retrieval_line_every_s: float = 150.0
     retrieval_crossing_hours: tuple[float, ...] = (13.5, 18.0)  # GCOM-W, SMAP
     # Infrared imagers on several platforms with different equator-crossing times
@@ -206,6 +209,13 @@ class ObservingNetwork:
         self.station_lat, self.station_lon = lat[on_land][:n_land], lon[on_land][:n_land]
         self.ship_lat, self.ship_lon = lat[~on_land][: self.config.n(self.config.synop_ships)], lon[~on_land][: self.config.n(self.config.synop_ships)]
         self.buoy_lat, self.buoy_lon = lat[~on_land][-self.config.n(self.config.drifters):], lon[~on_land][-self.config.n(self.config.drifters):]
+        # Argo floats: their own draw, so adding them leaves the other networks as they were.
+        float_rng = np.random.default_rng([self.config.seed, 2000])
+        lat, lon = random_points_on_sphere(float_rng, 3 * self.config.n(self.config.argo_floats))
+        wet = ~self.sampler.is_land(lat, lon) & (np.abs(lat) < 70.0)
+        n_floats = self.config.n(self.config.argo_floats)
+        self.float_lat, self.float_lon = lat[wet][:n_floats], lon[wet][:n_floats]
+        self.float_phase = float_rng.uniform(0.0, self.config.argo_cycle_days * 86400.0, size=len(self.float_lat))
 
     # -- helpers ----------------------------------------------------------
     def _finish(self, name: str, t, lat, lon, truth_values: list[np.ndarray], meta: dict, rng,
@@ -301,20 +311,31 @@ class ObservingNetwork:
         t, lat, lon, scan = self._imager_swaths(t0, t1, hours, len(hours) * self.config.retrieval_line_every_s, 14)
         return self._finish("leo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"scan_angle": scan}, rng)
 
-    def geo_ir(self, t0: float, t1: float) -> dict:
-        rng = self._rng("geo_ir", t0)
+    def _geo_discs(self, rng, t0: float, t1: float, points_per_hour: int, max_zenith_deg: float):
+        """Hourly points on the discs of the five geostationary satellites: (t, lat, lon, zenith angle)."""
         hours = np.arange(math.ceil(t0 / 3600), math.floor((t1 - 1e-6) / 3600) + 1) * 3600.0
-        n = self.config.n(self.config.geo_points_per_hour) * 8
         ts, las, los, zen = [], [], [], []
         for sub_lon in self.GEO_LONGITUDES:
             sub = _unit_vectors(0.0, sub_lon)
             for h in hours:
-                lat, lon = random_points_on_sphere(rng, n)
+                lat, lon = random_points_on_sphere(rng, points_per_hour)
                 angle = np.degrees(np.arccos(np.clip(_unit_vectors(lat, lon) @ sub, -1, 1)))
-                disc = angle < 65.0
+                disc = angle < max_zenith_deg
                 ts.append(np.full(disc.sum(), h)); las.append(lat[disc]); los.append(lon[disc]); zen.append(angle[disc])
-        t, lat, lon, zen = map(np.concatenate, (ts, las, los, zen))
+        return tuple(map(np.concatenate, (ts, las, los, zen)))
+
+    def geo_ir(self, t0: float, t1: float) -> dict:
+        rng = self._rng("geo_ir", t0)
+        t, lat, lon, zen = self._geo_discs(rng, t0, t1, self.config.n(self.config.geo_points_per_hour) * 8, 65.0)
         return self._finish("geo_ir", t, lat, lon, [self._clear_sky_skin(t, lat, lon)], {"satellite_zenith": zen}, rng)
+
+    def amv(self, t0: float, t1: float) -> dict:
+        """Winds tracked from cloud motion, where the discs are not too oblique (zenith < 60 degrees)."""
+        rng = self._rng("amv", t0)
+        t, lat, lon, zen = self._geo_discs(rng, t0, t1, self.config.n(self.config.amv_points_per_hour), 60.0)
+        u = self.sampler.sample("u_component_of_wind", t, lat, lon)
+        v = self.sampler.sample("v_component_of_wind", t, lat, lon)
+        return self._finish("amv", t, lat, lon, [u, v], {"satellite_zenith": zen}, rng)
 
     def mw_imager(self, t0: float, t1: float) -> dict:
         """Conically scanning microwave imagers see the surface through cloud: land-surface
@@ -346,6 +367,24 @@ class ObservingNetwork:
         sst = self.sampler.sample("sea_surface_temperature", t, lat, lon)
         return self._finish("drifter", t, lat, lon, [sst], {"buoy_id": np.tile(ids, len(hours)).astype(float)}, rng)
 
+    def argo(self, t0: float, t1: float) -> dict:
+        rng = self._rng("argo", t0)
+        cycle = self.config.argo_cycle_days * 86400.0
+        # Float i surfaces at phase_i + k * cycle: at most one profile per float per window.
+        k = np.ceil((t0 - self.float_phase) / cycle)
+        t = self.float_phase + k * cycle
+        ids = np.nonzero(t < t1)[0]
+        t = t[ids]
+        # Floats drift slowly at their parking depth: a few degrees over months.
+        lat = np.clip(self.float_lat[ids] + 2.0 * np.sin(2 * np.pi * t / (97 * 86400.0) + ids), -89.0, 89.0)
+        lon = self.float_lon[ids] + 3.0 * np.sin(2 * np.pi * t / (131 * 86400.0) + 0.5 * ids)
+        ice = self.sampler.sample("sea_ice_concentration", t, lat, lon)
+        wet = ~self.sampler.is_land(lat, lon) & ~(ice > 0.15)  # a float under ice cannot surface
+        t, lat, lon, ids = t[wet], lat[wet], lon[wet], ids[wet]
+        values = [self.sampler.sample(v, t, lat, lon) for v in
+                  ("sea_surface_temperature", "thermocline_temperature", "ocean_heat_content")]
+        return self._finish("argo", t, lat, lon, values, {"float_id": ids.astype(float)}, rng)
+
     def _retrieval(self, name: str, variable: str, t0: float, t1: float, where, seed_offset: int,
                    exact_zero: bool = False) -> dict:
         rng = self._rng(name, t0)
@@ -369,17 +408,19 @@ class ObservingNetwork:
         return self._retrieval("soil_moisture", "soil_moisture", t0, t1,
                                lambda la, lo: self.sampler.is_land(la, lo), 13)
 
-    SYSTEMS = ("synop", "mw_sounder", "geo_ir", "leo_ir", "mw_imager", "drifter", "seaice_conc", "snow",
+    SYSTEMS = ("synop", "mw_sounder", "amv", "geo_ir", "leo_ir", "mw_imager", "drifter", "argo", "seaice_conc", "snow",
                "soil_moisture")
     _SKIN = ("land_surface_temperature", "sea_surface_temperature", "sea_ice_concentration")
     # The gridded variables each system's observation operator reads (all also need land_sea_mask).
     REQUIRES = {
         "synop": ("air_temperature",),
         "mw_sounder": ("air_temperature", "total_column_water_vapour"),
+        "amv": ("u_component_of_wind", "v_component_of_wind"),
         "geo_ir": _SKIN + ("air_temperature", "total_column_water_vapour"),
         "leo_ir": _SKIN + ("air_temperature", "total_column_water_vapour"),
         "mw_imager": _SKIN,
         "drifter": ("sea_surface_temperature",),
+        "argo": ("sea_surface_temperature", "thermocline_temperature", "ocean_heat_content", "sea_ice_concentration"),
         "seaice_conc": ("sea_ice_concentration",),
         "snow": ("snow_water_equivalent",),
         "soil_moisture": ("soil_moisture",),

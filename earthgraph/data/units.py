@@ -16,6 +16,8 @@ ALIASES = {
     "%": "%", "percent": "%",
     "kgm-2": "kg m-2", "kg/m2": "kg m-2", "kgm**-2": "kg m-2", "mm": "kg m-2",
     "m": "m", "mofwaterequivalent": "m",
+    "ms-1": "m s-1", "m/s": "m s-1", "ms**-1": "m s-1",
+    "jm-2": "J m-2", "j/m2": "J m-2", "jm**-2": "J m-2",
 }
 # (from, to) canonical names -> conversion of values (numpy arrays or xarray objects).
 CONVERSIONS = {

@@ -39,6 +39,36 @@ def observation_schema(store: ObservationStore) -> dict:
     return schema
 
 
+# GraphDOP drops 25% of satellite and 50% of conventional (in-situ) observations from the inputs.
+GRAPHDOP_DROPOUT = {"satellite": 0.25, "conventional": 0.5}
+
+
+def resolve_dropout(store: ObservationStore, dropout: dict[str, float] | str | None) -> dict[str, float]:
+    """Input-dropout fractions per observation type.
+
+    dropout: a mapping type -> fraction; ``"graphdop"`` for GraphDOP's defaults
+        (25% of satellite and 50% of conventional observations); or None.
+    A mapping with ``"graphdop"`` as a key starts from those defaults and overrides them.
+    """
+    if dropout is None:
+        return {}
+    given = {"graphdop": 1.0} if dropout == "graphdop" else dict(dropout)
+    if isinstance(dropout, str) and dropout != "graphdop":
+        raise ValueError(f"dropout {dropout!r}: expected a mapping of observation types to fractions or 'graphdop'")
+    out = {}
+    if given.pop("graphdop", None) is not None:
+        out = {n: GRAPHDOP_DROPOUT["conventional" if store.obs_type(n).conventional else "satellite"]
+               for n in store.type_names}
+    for name, fraction in given.items():
+        if name not in store.type_names:
+            raise ValueError(f"dropout names observation type {name!r}, which store {store.path} does not hold; "
+                             f"it holds {store.type_names}")
+        if not 0.0 <= float(fraction) < 1.0:
+            raise ValueError(f"dropout for {name!r} is {fraction}; a fraction in [0, 1) was expected")
+        out[name] = float(fraction)
+    return out
+
+
 class WindowDataset(Dataset):
     """Samples anchored at ``init_times`` (int seconds since 1970)."""
 

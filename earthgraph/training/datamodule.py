@@ -7,7 +7,13 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from earthgraph.data.store import ObservationStore
-from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
+from earthgraph.data.windows import (
+    WindowDataset,
+    collate_windows,
+    init_times_between,
+    observation_schema,
+    resolve_dropout,
+)
 
 
 class ObservationDataModule(L.LightningDataModule):
@@ -20,6 +26,7 @@ class ObservationDataModule(L.LightningDataModule):
     are every ``stride_hours`` inside its period whose windows lie in the data.
     ``dropout`` maps observation types to the fraction of their input
     observations dropped at random in training (GraphDOP-style augmentation);
+    ``"graphdop"`` drops 25% of satellite and 50% of conventional observations;
     ``max_targets_per_type`` caps, by random subsampling, the target
     observations of each type per window in training (an unbiased estimate of
     the loss at a fraction of the decoder's cost). Validation and test use all.
@@ -29,13 +36,14 @@ class ObservationDataModule(L.LightningDataModule):
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
                  test_period: tuple[str, str] | None = None, window_hours: float = 12.0, rollout: int = 1,
                  batch_size: int = 4, num_workers: int = 0, stride_hours: float = 3.0,
-                 dropout: dict[str, float] | None = None, max_targets_per_type: int | None = None,
+                 dropout: dict[str, float] | str | None = None, max_targets_per_type: int | None = None,
                  input_windows: int = 1, seed: int = 0, in_memory: bool = True,
                  storage_options: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.store = ObservationStore(store, storage_options)
         self.schema = observation_schema(self.store)
+        self.dropout = resolve_dropout(self.store, dropout)
         static = self.store.static()
         self.static = {k: v.tolist() for k, v in static.items()} if static else None
         self.window_hours = window_hours
@@ -53,7 +61,7 @@ class ObservationDataModule(L.LightningDataModule):
             self.store.load()
         hp = self.hparams
         if stage in (None, "fit"):
-            self._datasets["train"] = self._dataset(hp.train_period, hp.stride_hours, hp.dropout,
+            self._datasets["train"] = self._dataset(hp.train_period, hp.stride_hours, self.dropout,
                                                     hp.max_targets_per_type)
         if stage in (None, "fit", "validate"):
             self._datasets["val"] = self._dataset(hp.val_period, hp.window_hours)
