@@ -130,3 +130,29 @@ def test_stores_open_from_fsspec_urls(tmp_path):
         np.testing.assert_array_equal(via_memory[k], local[k])
     with pytest.raises(StoreError, match=r"observation store memory://bucket/missing.zarr cannot be opened"):
         ObservationStore("memory://bucket/missing.zarr")
+
+
+def test_stores_are_written_to_fsspec_urls_and_replaced_only_when_complete():
+    import fsspec
+
+    rng = np.random.default_rng(2)
+    t0 = 1_600_000_000
+    url = "memory://writes/written.zarr"
+    first = _columns(rng, 200, t0, 1, ("station_id",))
+    _write(url, [("synop", first)])
+    np.testing.assert_array_equal(ObservationStore(url).read("synop", t0, t0 + 86400)["time"], first["time"])
+    with pytest.raises(StoreError, match="memory://writes/written.zarr already exists"):
+        _write(url, [("synop", first)])
+
+    # A write that fails half-way leaves the store at the URL as it was, and no debris.
+    second = _columns(rng, 300, t0, 1, ("station_id",))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        with StoreWriter(url, [obs_types.SYNOP], overwrite=True) as w:
+            w.append("synop", second)
+            raise RuntimeError("disk on fire")
+    np.testing.assert_array_equal(ObservationStore(url).read("synop", t0, t0 + 86400)["time"], first["time"])
+    assert fsspec.filesystem("memory").ls("/writes", detail=False) == ["/writes/written.zarr"]
+
+    _write(url, [("synop", second)], overwrite=True)
+    np.testing.assert_array_equal(ObservationStore(url).read("synop", t0, t0 + 86400)["time"], second["time"])
+    assert fsspec.filesystem("memory").ls("/writes", detail=False) == ["/writes/written.zarr"]

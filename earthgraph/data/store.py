@@ -28,11 +28,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import zarr
+from fsspec.core import url_to_fs
 
 from earthgraph.data.atomic import atomic_replace, sibling_path
 from earthgraph.data.obs_types import ObservationType
@@ -88,8 +91,18 @@ class StoreWriter:
     """
 
     def __init__(self, path: str | os.PathLike, obs_types: list[ObservationType], *,
-                 provenance: dict | None = None, index_resolution_s: int = 3600, overwrite: bool = False):
-        self.path = Path(path)
+                 provenance: dict | None = None, index_resolution_s: int = 3600, overwrite: bool = False,
+                 storage_options: dict | None = None):
+        # An fsspec URL is written locally first and uploaded on a clean exit (``_publish_url``).
+        self.url = str(path) if "://" in str(path) else None
+        self.storage_options = storage_options or {}
+        if self.url is not None:
+            fs, target = url_to_fs(self.url, **self.storage_options)
+            if fs.exists(target) and not overwrite:
+                raise StoreError(f"store {self.url} already exists; pass overwrite=True to replace it")
+            self.path = Path(tempfile.mkdtemp(prefix="earthgraph-store-")) / "store.zarr"
+        else:
+            self.path = Path(path)
         if self.path.exists() and not overwrite:
             raise StoreError(f"store {self.path} already exists; pass overwrite=True to replace it")
         if index_resolution_s <= 0:
@@ -182,13 +195,50 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            self._drop_staging()
             return
         try:
             self._finalise()
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            self._drop_staging()
             raise
         atomic_replace(self.tmp, self.path)
+        if self.url is not None:
+            try:
+                self._publish_url()
+            finally:
+                self._drop_staging()
+
+    def _drop_staging(self) -> None:
+        if self.url is not None:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+    def _publish_url(self) -> None:
+        """Upload the finished local store to a hidden sibling of the URL, then swap it in.
+
+        The old store at the URL is touched only after the upload is complete. On
+        filesystems with atomic renames (local, memory) the swap is atomic; on object
+        stores a rename is a copy, so a crash inside the swap can leave the old store
+        under its hidden ``.old`` name rather than at the URL (never a partial store).
+        """
+        fs, target = url_to_fs(self.url, **self.storage_options)
+        target = target.rstrip("/")
+        parent, name = target.rsplit("/", 1) if "/" in target else ("", target)
+        staged = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}" if parent else f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            fs.put(str(self.path), staged, recursive=True)
+        except Exception as e:
+            if fs.exists(staged):
+                fs.rm(staged, recursive=True)
+            raise StoreError(f"store {self.url}: upload failed, the store there is unchanged: {e}") from e
+        old = None
+        if fs.exists(target):
+            old = staged.replace(".tmp-", ".old-")
+            fs.mv(target, old, recursive=True)
+        fs.mv(staged, target, recursive=True)
+        if old is not None:
+            fs.rm(old, recursive=True)
 
     def _finalise(self) -> None:
         for name in self.types:
