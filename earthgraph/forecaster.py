@@ -16,6 +16,7 @@ from torch import nn
 
 from earthgraph.data import solar
 from earthgraph.data.batch import ObsSet
+from earthgraph.data.statics import GRAVITY
 from earthgraph.decoders import ObservationDecoder
 from earthgraph.encoders import ObservationEncoder
 from earthgraph.graphs.edges import edge_features
@@ -30,7 +31,6 @@ INSOLATION_HISTORY_HOURS = (3.0, 6.0)  # surface temperatures answer sunlight wi
 # height in km (from ``geopotential_at_surface``; zero when the store has none).
 STATIC_FIELDS = ("land_sea_mask", "orography_km")
 POINT_STATIC_DIM = len(STATIC_FIELDS)
-GRAVITY = 9.80665  # m s-2
 
 
 def static_feature_grids(static: dict | None) -> np.ndarray | None:

@@ -143,6 +143,8 @@ def test_stores_are_written_to_fsspec_urls_and_replaced_only_when_complete():
     np.testing.assert_array_equal(ObservationStore(url).read("synop", t0, t0 + 86400)["time"], first["time"])
     with pytest.raises(StoreError, match="memory://writes/written.zarr already exists"):
         _write(url, [("synop", first)])
+    with pytest.raises(StoreError, match="store memory://writes/written.zarr: unknown observation type 'radar'"):
+        _write(url, [("radar", first)], overwrite=True)
 
     # A write that fails half-way leaves the store at the URL as it was, and no debris.
     second = _columns(rng, 300, t0, 1, ("station_id",))

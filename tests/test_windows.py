@@ -54,6 +54,8 @@ def test_graphdop_dropout_drops_a_quarter_of_satellite_and_half_of_conventional_
     assert fractions["geo_ir"] == fractions["mw_sounder"] == fractions["amv"] == 0.25
     assert resolve_dropout(store, {"graphdop": 1, "synop": 0.1})["synop"] == 0.1
     assert resolve_dropout(store, None) == {}
+    with pytest.raises(ValueError, match="dropout 'gaphdop': expected a mapping"):
+        resolve_dropout(store, "gaphdop")
     with pytest.raises(ValueError, match="'radar', which store"):
         resolve_dropout(store, {"radar": 0.2})
     with pytest.raises(ValueError, match="fraction in \\[0, 1\\)"):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePath
 
 
-def sibling_path(path: Path, tag: str) -> Path:
-    """A hidden, unique path beside ``path``: ``.<name>.<tag>-<random>``."""
+def sibling_path(path: PurePath, tag: str) -> PurePath:
+    """A hidden, unique path beside ``path``: ``.<name>.<tag>-<random>`` (also for URL paths
+    given as ``PurePosixPath``)."""
     return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
 
 

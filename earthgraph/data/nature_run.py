@@ -39,9 +39,9 @@ from earthgraph.data import solar
 from earthgraph.data.advection import advect, face_fluxes, taper_polar_streamfunction
 from earthgraph.data.grid import EARTH_RADIUS, LatLonGrid
 from earthgraph.data.spherical_harmonics import GaussianGrid
-from earthgraph.data.statics import load_statics
+from earthgraph.data.statics import GRAVITY, load_statics
 from earthgraph.data.travelling_waves import TravellingWaves, centre_winds
-from earthgraph.data.vorticity import BarotropicModel, JetForcing, spin_up_noise
+from earthgraph.data.vorticity import BarotropicModel, JetForcing, grid_rms, scaled_to_grid_rms, spin_up_noise
 
 T_MELT = 273.15  # K
 T_FREEZE_SEA = 271.35  # K
@@ -193,7 +193,7 @@ def stirring_pattern(gaussian: GaussianGrid, wavenumbers: tuple[int, int], rms_s
     lo, hi = wavenumbers
     coeffs = coeffs * ((gaussian.degree >= lo) & (gaussian.degree <= hi))
     coeffs[0] = coeffs[0].real  # m = 0 coefficients of a real field are real
-    return coeffs * (rms_s2 / math.sqrt(float(np.mean(gaussian.synthesise(coeffs) ** 2))))
+    return scaled_to_grid_rms(gaussian, coeffs, rms_s2)
 
 
 def dynamics_grid(truncation: int) -> GaussianGrid:
@@ -475,8 +475,7 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
         seconds += dt
 
     if config.perturbation:
-        zeta = planet.atmosphere.gaussian.synthesise(state.vorticity)
-        rms = math.sqrt(float(np.mean(zeta**2)))
+        rms = grid_rms(planet.atmosphere.gaussian, state.vorticity)
         state.vorticity = state.vorticity + spin_up_noise(planet.atmosphere, config.seed + 104729,
                                                           config.perturbation * rms)
     every = int(round(config.output_hours * 3600.0 / dt))
@@ -502,7 +501,7 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
         coords=coords,
     )
     ds["land_sea_mask"] = (("latitude", "longitude"), planet.land.astype(np.float32), {"units": "1"})
-    ds["geopotential_at_surface"] = (("latitude", "longitude"), (planet.orography_m * 9.80665).astype(np.float32),
+    ds["geopotential_at_surface"] = (("latitude", "longitude"), (planet.orography_m * GRAVITY).astype(np.float32),
                                      {"units": "m2 s-2", "source": planet.statics_source})
     ds["cell_area"] = (("latitude", "longitude"), grid.area, {"units": "m2"})
     ds["water_total"] = (("time",), totals, {"units": "kg", "long_name": "global water of the closed budget"})

@@ -29,9 +29,8 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import zarr
@@ -98,15 +97,18 @@ class StoreWriter:
         self.storage_options = storage_options or {}
         if self.url is not None:
             fs, target = url_to_fs(self.url, **self.storage_options)
-            if fs.exists(target) and not overwrite:
-                raise StoreError(f"store {self.url} already exists; pass overwrite=True to replace it")
+            exists = fs.exists(target)
             self.path = Path(tempfile.mkdtemp(prefix="earthgraph-store-")) / "store.zarr"
         else:
             self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise StoreError(f"store {self.path} already exists; pass overwrite=True to replace it")
+            exists = self.path.exists()
+        self.name = self.url or str(self.path)  # what messages call the store: the URL, not the staging copy
+        if exists and not overwrite:
+            self._drop_staging()
+            raise StoreError(f"store {self.name} already exists; pass overwrite=True to replace it")
         if index_resolution_s <= 0:
-            raise StoreError(f"store {self.path}: index_resolution_s must be positive, got {index_resolution_s}")
+            self._drop_staging()
+            raise StoreError(f"store {self.name}: index_resolution_s must be positive, got {index_resolution_s}")
         self.tmp = sibling_path(self.path, "tmp")
         self.types = {t.name: t for t in obs_types}
         self.provenance = provenance or {}
@@ -131,7 +133,7 @@ class StoreWriter:
         """
         for k, v in fields.items():
             if v.shape != (len(lat_deg), len(lon_deg)):
-                raise StoreError(f"store {self.path}, static field {k!r}: shape {v.shape}, expected {(len(lat_deg), len(lon_deg))}")
+                raise StoreError(f"store {self.name}, static field {k!r}: shape {v.shape}, expected {(len(lat_deg), len(lon_deg))}")
         self._static_coords = (np.asarray(lat_deg, np.float64), np.asarray(lon_deg, np.float64))
         self._static.update({k: np.asarray(v, np.float32) for k, v in fields.items()})
 
@@ -155,21 +157,21 @@ class StoreWriter:
     def append(self, name: str, columns: dict[str, np.ndarray]) -> None:
         """Append a chunk of one type; its times must not precede earlier chunks'."""
         if name not in self.types:
-            raise StoreError(f"store {self.path}: unknown observation type {name!r}; declared: {sorted(self.types)}")
+            raise StoreError(f"store {self.name}: unknown observation type {name!r}; declared: {sorted(self.types)}")
         t = self.types[name]
         required = ["time", "lat", "lon", "values", "error", *t.metadata]
         missing = [k for k in required if k not in columns]
         if missing:
-            raise StoreError(f"store {self.path}, type {name!r}: missing columns {missing}")
+            raise StoreError(f"store {self.name}, type {name!r}: missing columns {missing}")
         n = len(columns["time"])
         if n == 0:
             return
         time = np.asarray(columns["time"], dtype=np.int64)
         if np.any(np.diff(time) < 0) or (self._last_time[name] is not None and time[0] < self._last_time[name]):
-            raise StoreError(f"store {self.path}, type {name!r}, field 'time': chunks must arrive sorted by time")
+            raise StoreError(f"store {self.name}, type {name!r}, field 'time': chunks must arrive sorted by time")
         for k in required:
             if len(columns[k]) != n:
-                raise StoreError(f"store {self.path}, type {name!r}, field {k!r}: {len(columns[k])} rows, expected {n}")
+                raise StoreError(f"store {self.name}, type {name!r}, field {k!r}: {len(columns[k])} rows, expected {n}")
         dtypes = self._dtypes[name]
         self._pending[name].append({k: np.asarray(columns[k]).astype(dtypes[k]) for k in required})
         self._pending_rows[name] += n
@@ -224,17 +226,16 @@ class StoreWriter:
         """
         fs, target = url_to_fs(self.url, **self.storage_options)
         target = target.rstrip("/")
-        parent, name = target.rsplit("/", 1) if "/" in target else ("", target)
-        staged = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}" if parent else f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+        staged = str(sibling_path(PurePosixPath(target), "tmp"))
         try:
             fs.put(str(self.path), staged, recursive=True)
         except Exception as e:
             if fs.exists(staged):
                 fs.rm(staged, recursive=True)
-            raise StoreError(f"store {self.url}: upload failed, the store there is unchanged: {e}") from e
+            raise StoreError(f"store {self.name}: upload failed, the store there is unchanged: {e}") from e
         old = None
         if fs.exists(target):
-            old = staged.replace(".tmp-", ".old-")
+            old = str(sibling_path(PurePosixPath(target), "old"))
             fs.mv(target, old, recursive=True)
         fs.mv(staged, target, recursive=True)
         if old is not None:

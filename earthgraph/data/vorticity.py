@@ -173,6 +173,14 @@ def spin_up_noise(model: BarotropicModel, seed: int, amplitude: float) -> np.nda
     rng = np.random.default_rng(seed + 31337)
     g = model.gaussian
     field = rng.standard_normal((g.nlat, g.nlon))
-    coeffs = g.analyse(field)
-    grid_rms = math.sqrt(float(np.mean(g.synthesise(coeffs) ** 2)))
-    return coeffs * (amplitude / grid_rms)
+    return scaled_to_grid_rms(g, g.analyse(field), amplitude)
+
+
+def grid_rms(gaussian: GaussianGrid, coeffs: np.ndarray) -> float:
+    """Root-mean-square over the Gaussian grid's points of the field with spectral ``coeffs``."""
+    return math.sqrt(float(np.mean(gaussian.synthesise(coeffs) ** 2)))
+
+
+def scaled_to_grid_rms(gaussian: GaussianGrid, coeffs: np.ndarray, rms: float) -> np.ndarray:
+    """``coeffs`` rescaled so that their field's grid RMS is ``rms``."""
+    return coeffs * (rms / grid_rms(gaussian, coeffs))

@@ -52,9 +52,9 @@ def resolve_dropout(store: ObservationStore, dropout: dict[str, float] | str | N
     """
     if dropout is None:
         return {}
-    given = {"graphdop": 1.0} if dropout == "graphdop" else dict(dropout)
     if isinstance(dropout, str) and dropout != "graphdop":
         raise ValueError(f"dropout {dropout!r}: expected a mapping of observation types to fractions or 'graphdop'")
+    given = {"graphdop": 1.0} if dropout == "graphdop" else dict(dropout)
     out = {}
     if given.pop("graphdop", None) is not None:
         out = {n: GRAPHDOP_DROPOUT["conventional" if store.obs_type(n).conventional else "satellite"]
