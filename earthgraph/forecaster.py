@@ -20,8 +20,10 @@ from earthgraph.data.statics import GRAVITY
 from earthgraph.decoders import ObservationDecoder
 from earthgraph.encoders import ObservationEncoder
 from earthgraph.graphs.edges import edge_features
-from earthgraph.graphs.healpix import HealpixMesh
-from earthgraph.graphs.remap import grid_to_healpix_mean, nearest_grid_cell, regular_grid_spacing
+from earthgraph.graphs.healpix import ang2pix_nested
+from earthgraph.graphs.locate import nearest_in_buckets
+from earthgraph.graphs.mesh import mesh_graph
+from earthgraph.graphs.remap import ConservativeRemap, grid_remap, nearest_grid_cell, regular_grid_spacing
 from earthgraph.processors import InteractionNetworkProcessor
 
 FORCING_DIM = 6
@@ -45,25 +47,51 @@ def static_feature_grids(static: dict | None) -> np.ndarray | None:
 
 
 class MeshGraph(nn.Module):
-    """A HEALPix mesh and its processor edges as (non-trainable) buffers."""
+    """A mesh, its processor edges and its point locator as (non-trainable) buffers,
+    so that they move with ``.to(device)`` and per-batch graphs are built there.
 
-    def __init__(self, nside: int):
+    kind: 'healpix' (``resolution`` = nside) or 'icosahedral' (refinement level);
+    multiscale_levels: 1 for neighbour edges only, L to add L-1 coarser levels.
+    """
+
+    def __init__(self, kind: str = "healpix", resolution: int = 8, multiscale_levels: int = 1,
+                 cache_dir: str | None = "default"):
         super().__init__()
-        mesh = HealpixMesh(nside)
-        self.nside = nside
-        self.npix = mesh.npix
-        self.spacing = mesh.spacing
-        senders, receivers = mesh.directed_edges()
-        xyz = torch.from_numpy(mesh.xyz)
-        self.register_buffer("xyz", xyz.float(), persistent=False)
-        self.register_buffer("lat", torch.from_numpy(mesh.lat).float(), persistent=False)
-        self.register_buffer("lon", torch.from_numpy(mesh.lon).float(), persistent=False)
-        self.register_buffer("neighbours", torch.from_numpy(mesh.neighbours), persistent=False)
-        self.register_buffer("senders", torch.from_numpy(senders), persistent=False)
-        self.register_buffer("receivers", torch.from_numpy(receivers), persistent=False)
-        ef = edge_features(xyz[senders], xyz[receivers], mesh.spacing).float()
-        self.register_buffer("edge_features", ef, persistent=False)
-        self.healpix = mesh
+        data = mesh_graph(kind, resolution, multiscale_levels, cache_dir)
+        self.cache_dir = data.cache_path.parent if data.cache_path else None
+        self.kind, self.resolution = kind, resolution
+        self.npix = data.num_nodes
+        self.spacing = data.spacing
+        self.lookup_nside = data.lookup_nside
+        d = data.directed()
+        xyz = torch.from_numpy(data.xyz)
+        buffers = {
+            "xyz": xyz.float(), "lat": torch.from_numpy(data.lat).float(), "lon": torch.from_numpy(data.lon).float(),
+            "areas": torch.from_numpy(data.areas), "neighbours": torch.from_numpy(data.neighbours),
+            "senders": torch.from_numpy(d.senders), "receivers": torch.from_numpy(d.receivers),
+            "receiver_ptr": torch.from_numpy(d.receiver_ptr), "by_sender": torch.from_numpy(d.by_sender),
+            "sender_ptr": torch.from_numpy(d.sender_ptr), "reverse": torch.from_numpy(d.reverse),
+            "lookup": torch.from_numpy(data.lookup),
+            "edge_features": edge_features(xyz[d.senders], xyz[d.receivers], data.spacing).float(),
+        }
+        for name, value in buffers.items():
+            self.register_buffer(name, value, persistent=False)
+        self.geometry = data
+
+    def locate(self, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
+        """(n,) radians -> (n,) index of the mesh cell containing each point, on their device."""
+        if self.kind == "healpix":
+            return ang2pix_nested(self.resolution, lat, lon)
+        return nearest_in_buckets(self.xyz, self.lookup, self.lookup_nside, lat, lon)
+
+    def remap_from_grid(self, lat_deg: np.ndarray, lon_deg: np.ndarray) -> ConservativeRemap:
+        """Conservative remapping from a global lat-lon grid (cell centres in degrees)."""
+        return grid_remap(self.geometry.mesh(), lat_deg, lon_deg, self.locate, self.cache_dir)
+
+
+def node_position_features(xyz: torch.Tensor, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
+    """(N, 7): unit position, then sin and cos of latitude and of longitude."""
+    return torch.cat([xyz, torch.stack([torch.sin(lat), torch.cos(lat), torch.sin(lon), torch.cos(lon)], dim=1)], dim=1)
 
 
 def window_forcing(lat: torch.Tensor, lon: torch.Tensor, window_start: torch.Tensor, window_seconds: float) -> torch.Tensor:
@@ -142,23 +170,29 @@ class GraphDOPForecaster(nn.Module):
     static: optional gridded static fields ``{"latitude", "longitude", "land_sea_mask"}`` and
         optionally ``geopotential_at_surface`` (m2 s-2), remapped once onto the mesh as node
         features and looked up at every observation and query point.
+    mesh: 'healpix' (of ``nside``) or 'icosahedral' (refined ``mesh_level`` times);
+        ``multiscale_levels`` > 1 adds processor edges of that many coarser levels
+        (GraphCast's multi-mesh). ``graph_cache_dir``: where static graphs are cached
+        ('default': ``~/.cache/earthgraph/graphs``; None: rebuild every time).
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
                  processor_layers: int = 4, decoder_k: int = 4, window_hours: float = 12.0,
-                 static: dict | None = None, encoder_neighbours: bool = True):
+                 static: dict | None = None, encoder_neighbours: bool = True, mesh: str = "healpix",
+                 mesh_level: int = 4, multiscale_levels: int = 1, graph_cache_dir: str | None = "default"):
         super().__init__()
         self.schema = schema
         self.window_seconds = window_hours * 3600.0
-        self.mesh = MeshGraph(nside)
-        # Land fraction and mean surface height of each mesh cell.
+        resolution = nside if mesh == "healpix" else mesh_level
+        self.mesh = MeshGraph(mesh, resolution, multiscale_levels, graph_cache_dir)
+        # Land fraction and mean surface height of each mesh cell, remapped conservatively.
         node_fields = np.zeros((self.mesh.npix, len(STATIC_FIELDS)))
         grids = static_feature_grids(static)
         if grids is not None:
-            lat, lon = np.asarray(static["latitude"]), np.asarray(static["longitude"])
-            node_fields = np.stack([grid_to_healpix_mean(self.mesh.healpix, lat, lon, g.astype(np.float64))
-                                    for g in grids], axis=1)
-        node_static = torch.cat([self.mesh.xyz, torch.from_numpy(node_fields).float()], dim=1)
+            remap = self.mesh.remap_from_grid(np.asarray(static["latitude"]), np.asarray(static["longitude"]))
+            node_fields = remap.to_mesh(grids.astype(np.float64))[0].T
+        node_static = torch.cat([node_position_features(self.mesh.xyz, self.mesh.lat, self.mesh.lon),
+                                 torch.from_numpy(node_fields).float()], dim=1)
         self.register_buffer("node_static", node_static, persistent=False)
         self.point_static = PointStatics(static)
         type_dims = {name: (len(s["channels"]), len(s["metadata"])) for name, s in schema.items()}

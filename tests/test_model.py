@@ -145,3 +145,27 @@ def test_insolation_history_is_the_mean_of_past_sunlight():
     got = mean_insolation(lat, lon, t, 6.0)
     torch.testing.assert_close(got, fine, atol=15.0, rtol=0.03)  # W m-2: 4-point midpoint rule
     assert (got >= 0).all() and got.max() > 100
+
+
+@pytest.mark.parametrize("mesh,extra", [("icosahedral", dict(mesh_level=2)), ("healpix", dict(nside=4, multiscale_levels=3))])
+def test_the_forecaster_runs_on_either_mesh_with_multiscale_edges(mesh, extra, tmp_path):
+    torch.manual_seed(0)
+    static = {"latitude": np.linspace(-87.1875, 87.1875, 32), "longitude": np.arange(64) * 5.625,
+              "land_sea_mask": (np.random.default_rng(0).random((32, 64)) > 0.7).astype(np.float32)}
+    model = GraphDOPForecaster(SCHEMA, latent_dim=16, hidden_dim=16, processor_layers=2, mesh=mesh,
+                               multiscale_levels=extra.pop("multiscale_levels", 2), static=static,
+                               graph_cache_dir=str(tmp_path), **extra)
+    # Node statics are the conservatively remapped land fraction: the area-weighted land
+    # total of the grid is kept.
+    land = model.node_static[:, -2].double()
+    lat_w = np.cos(np.radians(static["latitude"]))[:, None] * np.ones((1, 64))
+    grid_frac = float((static["land_sea_mask"] * lat_w).sum() / lat_w.sum())
+    mesh_frac = float((land * model.mesh.areas).sum() / model.mesh.areas.sum())
+    assert abs(mesh_frac - grid_frac) < 2e-3  # the grid's cos-latitude weights are themselves approximate
+    inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}
+    targets = [{"synop": _obs(50, 1, 0, seed=1)}]
+    out = model(inputs, torch.tensor([1.6e9, 1.6e9 + 43200], dtype=torch.float64), targets)
+    assert out[0]["synop"].shape == (50, 1) and torch.isfinite(out[0]["synop"]).all()
+    loss, _ = observation_loss(out, targets)
+    loss.backward()
+    assert all(p.grad is not None for p in model.processor.parameters())

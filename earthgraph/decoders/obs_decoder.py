@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.graphs.edges import edge_features, lat_lon_to_xyz, mesh_to_points
+from earthgraph.graphs.edges import edge_features, mesh_to_points
+from earthgraph.graphs.sphere import lat_lon_to_xyz
 from earthgraph.kernels import segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
@@ -43,7 +44,7 @@ class ObservationDecoder(nn.Module):
             if len(t) == 0:
                 out[name] = h.new_zeros((0, self.heads[name][-1].out_features))
                 continue
-            node, point = mesh_to_points(mesh.nside, mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
+            node, point = mesh_to_points(mesh.locate(t.lat, t.lon), mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
             xyz = lat_lon_to_xyz(t.lat, t.lon)
             ef = edge_features(mesh.xyz[node], xyz[point], mesh.spacing)
             msg = self.message(flat, t.sample[point] * n + node, ef)

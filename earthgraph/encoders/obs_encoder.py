@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.graphs.edges import edge_features, lat_lon_to_xyz, points_to_mesh
+from earthgraph.graphs.edges import edge_features, points_to_mesh
+from earthgraph.graphs.sphere import lat_lon_to_xyz
 from earthgraph.kernels import segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
@@ -65,7 +66,7 @@ class ObservationEncoder(nn.Module):
                 parts.append(point_features[name])
             x = torch.cat(parts, dim=1)
             emb = self.embed[name](x)
-            point, node = points_to_mesh(mesh.nside, mesh.neighbours, o.lat, o.lon, self.neighbours)
+            point, node = points_to_mesh(mesh.locate(o.lat, o.lon), mesh.neighbours, self.neighbours)
             ef = edge_features(xyz[point], mesh.xyz[node], mesh.spacing)
             msg = self.message[name](emb, point, ef)
             target = o.sample[point] * n + node

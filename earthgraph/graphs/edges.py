@@ -1,6 +1,10 @@
 """Per-batch bipartite graphs between points (observations, targets) and mesh
 nodes, and the geometric edge features, all in torch on the batch's device.
 
+The graphs are built from each point's containing cell (see
+:mod:`earthgraph.graphs.locate`) and the mesh's neighbour table, so they work
+for any mesh and need no CPU round trip.
+
 Conventions: a graph is a pair of index tensors ``(senders, receivers)``; latitude
 and longitude are radians; distances are radians on the unit sphere.
 """
@@ -9,25 +13,16 @@ from __future__ import annotations
 
 import torch
 
-from earthgraph.graphs.healpix import ang2pix_nested
+from earthgraph.graphs.sphere import lat_lon_to_xyz
 
 
-def lat_lon_to_xyz(lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
-    """(n,) radians -> (n, 3) unit vectors."""
-    cl = torch.cos(lat)
-    return torch.stack([cl * torch.cos(lon), cl * torch.sin(lon), torch.sin(lat)], dim=-1)
+def candidate_nodes(containing: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """(n, 1 + K) each point's containing cell followed by that cell's K neighbours
+    (-1 where a cell has fewer). containing: (n,) node index; neighbours: (N, K)."""
+    return torch.cat([containing[:, None], neighbours[containing]], dim=1)
 
 
-def candidate_nodes(nside: int, neighbours: torch.Tensor, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
-    """(n, 9) the pixel containing each point followed by its 8 neighbours (-1 if absent).
-
-    neighbours: (npix, 8) int64 table of the mesh, on the points' device.
-    """
-    pix = ang2pix_nested(nside, lat, lon)
-    return torch.cat([pix[:, None], neighbours[pix]], dim=1)
-
-
-def points_to_mesh(nside: int, neighbours: torch.Tensor, lat: torch.Tensor, lon: torch.Tensor,
+def points_to_mesh(containing: torch.Tensor, neighbours: torch.Tensor,
                    include_neighbours: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder graph: each point -> its containing cell and (optionally) that cell's neighbours.
 
@@ -35,29 +30,30 @@ def points_to_mesh(nside: int, neighbours: torch.Tensor, lat: torch.Tensor, lon:
     containing cell first. Every point has at least one edge (its own cell),
     so every observation reaches the mesh.
     """
+    point = torch.arange(len(containing), device=containing.device)
     if not include_neighbours:
-        return torch.arange(len(lat), device=lat.device), ang2pix_nested(nside, lat, lon)
-    cand = candidate_nodes(nside, neighbours, lat, lon)
-    point = torch.arange(len(lat), device=lat.device)[:, None].expand_as(cand)
+        return point, containing
+    cand = candidate_nodes(containing, neighbours)
     ok = cand >= 0
-    return point[ok], cand[ok]
+    return point[:, None].expand_as(cand)[ok], cand[ok]
 
 
-def mesh_to_points(nside: int, neighbours: torch.Tensor, node_xyz: torch.Tensor,
+def mesh_to_points(containing: torch.Tensor, neighbours: torch.Tensor, node_xyz: torch.Tensor,
                    lat: torch.Tensor, lon: torch.Tensor, k: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoder graph: each target point <- its ``k`` nearest mesh nodes.
 
     The nearest nodes are searched among the containing cell and its
-    neighbours, which on HEALPix holds the true k nearest for k <= 4.
+    neighbours, which holds the true k nearest for k <= 4 on HEALPix and k <= 3
+    on the icosahedral mesh but for rare points near cell corners.
     Returns (node_index, point_index), each (n * k,), grouped by point.
     """
-    if not 1 <= k <= 8:
-        raise ValueError(f"mesh_to_points: k must be in [1, 8], got {k}")
-    cand = candidate_nodes(nside, neighbours, lat, lon)
-    xyz = lat_lon_to_xyz(lat, lon).to(node_xyz.dtype)
-    cos_d = (node_xyz[cand.clamp(min=0)] * xyz[:, None, :]).sum(-1)
-    cos_d = torch.where(cand >= 0, cos_d, torch.full_like(cos_d, -2.0))
-    nearest = torch.topk(cos_d, k, dim=1).indices
+    cand = candidate_nodes(containing, neighbours)
+    if not 1 <= k <= cand.shape[1] - 1:
+        raise ValueError(f"mesh_to_points: k must be in [1, {cand.shape[1] - 1}] for this mesh, got {k}")
+    xyz = lat_lon_to_xyz(lat.double(), lon.double()).to(node_xyz.dtype)
+    d2 = (node_xyz[cand.clamp(min=0)] - xyz[:, None, :]).square().sum(-1)
+    d2 = torch.where(cand >= 0, d2, torch.full_like(d2, torch.inf))
+    nearest = torch.topk(d2, k, dim=1, largest=False).indices
     nodes = torch.gather(cand, 1, nearest)
     point = torch.arange(len(lat), device=lat.device)[:, None].expand_as(nodes)
     return nodes.reshape(-1), point.reshape(-1)
@@ -66,12 +62,16 @@ def mesh_to_points(nside: int, neighbours: torch.Tensor, node_xyz: torch.Tensor,
 def edge_features(sender_xyz: torch.Tensor, receiver_xyz: torch.Tensor, length_scale: float) -> torch.Tensor:
     """(E, 3) great-circle distance and the sender's east/north displacement in the
     receiver's local tangent frame, all divided by ``length_scale`` (radians).
+
+    At the poles, where east is undefined, the frame of longitude 0 is used.
     """
     rx, ry, rz = receiver_xyz.unbind(-1)
-    horiz = torch.sqrt(rx * rx + ry * ry).clamp(min=1e-12)
-    east = torch.stack([-ry / horiz, rx / horiz, torch.zeros_like(rx)], dim=-1)
-    north = torch.stack([-rz * rx / horiz, -rz * ry / horiz, horiz], dim=-1)
+    horiz = torch.sqrt(rx * rx + ry * ry)
+    at_pole = horiz < 1e-12
+    cos_lon = torch.where(at_pole, torch.ones_like(rx), rx / horiz.clamp(min=1e-12))
+    sin_lon = torch.where(at_pole, torch.zeros_like(rx), ry / horiz.clamp(min=1e-12))
+    east = torch.stack([-sin_lon, cos_lon, torch.zeros_like(rx)], dim=-1)
+    north = torch.stack([-rz * cos_lon, -rz * sin_lon, horiz], dim=-1)
     d = sender_xyz - receiver_xyz
-    cos = (sender_xyz * receiver_xyz).sum(-1).clamp(-1.0, 1.0)
-    dist = torch.arccos(cos)
+    dist = torch.atan2(torch.linalg.cross(sender_xyz, receiver_xyz).norm(dim=-1), (sender_xyz * receiver_xyz).sum(-1))
     return torch.stack([dist, (d * east).sum(-1), (d * north).sum(-1)], dim=-1) / length_scale

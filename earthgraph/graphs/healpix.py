@@ -15,6 +15,8 @@ import healpy
 import numpy as np
 import torch
 
+from earthgraph.graphs.topology import canonical_pairs
+
 
 def _check_nside(nside: int) -> None:
     if nside < 1 or nside & (nside - 1) or nside > 1 << 13:
@@ -46,42 +48,64 @@ def ang2pix_nested(nside: int, lat: torch.Tensor, lon: torch.Tensor) -> torch.Te
     tt = torch.where(tt >= 4.0, tt - 4.0, tt)
     ns = nside
 
-    # Equatorial belt, |z| <= 2/3.
-    temp1 = ns * (0.5 + tt)
-    temp2 = ns * (z * 0.75)
-    jp = (temp1 - temp2).long()  # ascending edge line
-    jm = (temp1 + temp2).long()  # descending edge line
-    ifp = jp // ns
-    ifm = jm // ns
-    face_eq = torch.where(ifp == ifm, ifp | 4, torch.where(ifp < ifm, ifp, ifm + 8))
-    ix_eq = jm & (ns - 1)
-    iy_eq = ns - (jp & (ns - 1)) - 1
+    # Equatorial belt, |z| <= 2/3: (jp, jm) are the chart coordinates in which the
+    # pixels are unit squares (see ``equatorial_chart``).
+    jp = (ns * (0.5 + tt - 0.75 * z)).long()  # ascending edge line
+    jm = (ns * (0.5 + tt + 0.75 * z)).long()  # descending edge line
+    pix_eq = equatorial_pixel(ns, jp, jm)
 
-    # Polar caps, |z| > 2/3.
+    # Polar caps, |z| > 2/3: (a, b) = (tp, 1 - tp) * ns * sqrt(3 (1 - |z|)).
     ntt = torch.clamp(tt.long(), max=3)
     tp = tt - ntt
     tmp = ns * torch.sqrt(3.0 * (1.0 - za))
-    jp_p = torch.clamp((tp * tmp).long(), max=ns - 1)
-    jm_p = torch.clamp(((1.0 - tp) * tmp).long(), max=ns - 1)
-    north = z > 0
-    face_po = torch.where(north, ntt, ntt + 8)
-    ix_po = torch.where(north, ns - jm_p - 1, jp_p)
-    iy_po = torch.where(north, ns - jp_p - 1, jm_p)
+    pix_po = polar_pixel(ns, ntt, (tp * tmp).long(), ((1.0 - tp) * tmp).long(), z > 0)
+    return torch.where(za > 2.0 / 3.0, pix_po, pix_eq)
 
-    polar = za > 2.0 / 3.0
-    face = torch.where(polar, face_po, face_eq)
-    ix = torch.where(polar, ix_po, ix_eq)
-    iy = torch.where(polar, iy_po, iy_eq)
+
+def equatorial_pixel(nside: int, jp, jm):
+    """Nested index of the equatorial-chart unit square ``(floor jp, floor jm)``.
+
+    Works on int64 numpy arrays or torch tensors. ``jp = ns (1/2 + tt - 3z/4)`` and
+    ``jm = ns (1/2 + tt + 3z/4)`` with ``tt = 2 phi / pi`` in [0, 4).
+    """
+    ns = nside
+    ifp, ifm = jp // ns, jm // ns
+    face = _where(ifp == ifm, ifp | 4, _where(ifp < ifm, ifp, ifm + 8))
+    ix = jm & (ns - 1)
+    iy = ns - (jp & (ns - 1)) - 1
     return face * (ns * ns) + _spread_bits(ix) + (_spread_bits(iy) << 1)
+
+
+def polar_pixel(nside: int, quadrant, ja, jb, north):
+    """Nested index of the polar-cap chart unit square ``(floor a, floor b)`` in
+    ``quadrant`` (0..3, by longitude) of the north (``north`` true) or south cap."""
+    ns = nside
+    ja = _clip_max(ja, ns - 1)
+    jb = _clip_max(jb, ns - 1)
+    face = _where(north, quadrant, quadrant + 8)
+    ix = _where(north, ns - jb - 1, ja)
+    iy = _where(north, ns - ja - 1, jb)
+    return face * (ns * ns) + _spread_bits(ix) + (_spread_bits(iy) << 1)
+
+
+def _where(c, a, b):
+    return torch.where(c, a, b) if isinstance(c, torch.Tensor) else np.where(c, a, b)
+
+
+def _clip_max(x, hi):
+    return torch.clamp(x, max=hi) if isinstance(x, torch.Tensor) else np.minimum(x, hi)
 
 
 class HealpixMesh:
     """A HEALPix mesh of ``12 * nside**2`` equal-area cells in nested ordering."""
 
+    kind = "healpix"
+
     def __init__(self, nside: int):
         _check_nside(nside)
         self.nside = nside
         self.npix = 12 * nside * nside
+        self.num_nodes = self.npix
 
     @cached_property
     def xyz(self) -> np.ndarray:
@@ -104,33 +128,77 @@ class HealpixMesh:
         return 4.0 * math.pi / self.npix
 
     @property
+    def areas(self) -> np.ndarray:
+        """(npix,) cell areas, steradians: all ``4 pi / npix``."""
+        return np.full(self.npix, self.cell_area)
+
+    @property
     def spacing(self) -> float:
         """Typical distance between neighbouring centres, radians."""
         return math.sqrt(self.cell_area)
 
+    @property
+    def cell_radius(self) -> float:
+        """Largest distance from a pixel centre to a corner of its pixel, radians."""
+        return float(healpy.max_pixrad(self.nside))
+
     @cached_property
     def neighbours(self) -> np.ndarray:
         """(npix, 8) nested indices of the 8 (or 7) neighbours; -1 where absent."""
-        if self.nside == 1:
-            # healpy's neighbour table is degenerate for nside 1: use geometry.
-            d = self.xyz @ self.xyz.T
-            order = np.argsort(-d, axis=1)[:, 1:9]
-            return order.astype(np.int64)
-        return healpy.get_all_neighbours(self.nside, np.arange(self.npix), nest=True).T.astype(np.int64)
+        return healpix_neighbours(self.nside)
 
     @cached_property
     def undirected_edges(self) -> np.ndarray:
         """(E, 2) neighbour pairs ``i < j``, each stored once, sorted."""
-        src = np.repeat(np.arange(self.npix), 8)
-        dst = self.neighbours.reshape(-1)
-        ok = (dst >= 0) & (dst != src)
-        pairs = np.stack([np.minimum(src[ok], dst[ok]), np.maximum(src[ok], dst[ok])], axis=1)
-        return np.unique(pairs, axis=0)
+        return neighbour_pairs(self.neighbours)
 
-    def directed_edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """(senders, receivers), both directions of every pair, sorted by receiver."""
-        e = self.undirected_edges
-        senders = np.concatenate([e[:, 0], e[:, 1]])
-        receivers = np.concatenate([e[:, 1], e[:, 0]])
-        order = np.lexsort((senders, receivers))
-        return senders[order], receivers[order]
+    def representatives(self, coarsening: int) -> np.ndarray:
+        """(npix / 4**coarsening,) for each pixel of the mesh ``coarsening`` levels coarser,
+        the pixel of this mesh nearest its centre.
+
+        In nested ordering the children of coarse pixel P are ``P * 4**k ..
+        (P + 1) * 4**k - 1``, so this is an argmax over contiguous blocks.
+        """
+        k = 4**coarsening
+        coarse = HealpixMesh(self.nside >> coarsening)
+        children = self.xyz.reshape(coarse.npix, k, 3)
+        best = np.argmax(np.einsum("pkc,pc->pk", children, coarse.xyz), axis=1)
+        return np.arange(coarse.npix) * k + best
+
+    def multiscale_edges(self, levels: int) -> np.ndarray:
+        """(E, 2) neighbour pairs of this mesh plus, for each of the ``levels - 1``
+        coarser nested meshes (down to nside 1), the pairs of representatives of
+        neighbouring coarse pixels: long edges through the nested hierarchy, as
+        GraphCast's multi-mesh. Each pair once, ``i < j``."""
+        if levels < 1:
+            raise ValueError(f"multiscale levels must be >= 1, got {levels}")
+        parts = [self.undirected_edges]
+        for k in range(1, levels):
+            if self.nside >> k < 1:
+                break
+            rep = self.representatives(k)
+            coarse_pairs = neighbour_pairs(healpix_neighbours(self.nside >> k))
+            parts.append(rep[coarse_pairs])
+        return canonical_pairs(np.concatenate(parts), self.npix, f"HEALPix nside {self.nside} multiscale edges")
+
+    def describe_name(self) -> str:
+        return f"HEALPix nside {self.nside}"
+
+
+def healpix_neighbours(nside: int) -> np.ndarray:
+    """(npix, 8) nested neighbour table (healpy's order: SW, W, NW, N, NE, E, SE, S); -1 where absent."""
+    npix = 12 * nside * nside
+    if nside == 1:
+        # healpy's table for nside 1 repeats pixels: take the 8 nearest centres instead.
+        xyz = np.stack(healpy.pix2vec(1, np.arange(npix), nest=True), axis=1)
+        return np.argsort(-(xyz @ xyz.T), axis=1)[:, 1:9].astype(np.int64)
+    return healpy.get_all_neighbours(nside, np.arange(npix), nest=True).T.astype(np.int64)
+
+
+def neighbour_pairs(neighbours: np.ndarray) -> np.ndarray:
+    """(N, K) neighbour table (-1 pads) -> (E, 2) unique pairs ``i < j``."""
+    n, k = neighbours.shape
+    src = np.repeat(np.arange(n), k)
+    dst = neighbours.reshape(-1)
+    ok = dst >= 0
+    return canonical_pairs(np.stack([src[ok], dst[ok]], axis=1), n)

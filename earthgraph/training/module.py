@@ -22,7 +22,8 @@ class ForecastModule(L.LightningModule):
                  latent_dim: int = 64, hidden_dim: int = 64, processor_layers: int = 4, decoder_k: int = 4,
                  window_hours: float = 12.0, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 50, min_lr_ratio: float = 0.05, type_weights: dict[str, float] | None = None,
-                 encoder_neighbours: bool = True):
+                 encoder_neighbours: bool = True, mesh: str = "healpix", mesh_level: int = 4,
+                 multiscale_levels: int = 1, graph_cache_dir: str | None = "default"):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -32,7 +33,8 @@ class ForecastModule(L.LightningModule):
         self.model = GraphDOPForecaster(schema, nside=nside, latent_dim=latent_dim, hidden_dim=hidden_dim,
                                         processor_layers=processor_layers, decoder_k=decoder_k,
                                         window_hours=window_hours, static=static,
-                                        encoder_neighbours=encoder_neighbours)
+                                        encoder_neighbours=encoder_neighbours, mesh=mesh, mesh_level=mesh_level,
+                                        multiscale_levels=multiscale_levels, graph_cache_dir=graph_cache_dir)
         self.type_weights = type_weights or {}
 
     def on_fit_start(self) -> None:

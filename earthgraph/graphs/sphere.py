@@ -1,0 +1,58 @@
+"""Geometry on the unit sphere, in numpy (static graphs) and torch (per batch).
+
+Conventions: latitude and longitude in radians; positions are (..., 3) unit
+vectors with z along the north pole; distances are great-circle radians.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def xyz_from_lat_lon(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """(...) radians -> (..., 3) float64 unit vectors (numpy)."""
+    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    cl = np.cos(lat)
+    return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def lat_lon_to_xyz(lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
+    """(n,) radians -> (n, 3) unit vectors in the input's dtype (torch)."""
+    cl = torch.cos(lat)
+    return torch.stack([cl * torch.cos(lon), cl * torch.sin(lon), torch.sin(lat)], dim=-1)
+
+
+def lat_lon_from_xyz(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) unit vectors -> latitude, longitude in [-pi, pi] (radians)."""
+    return np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0)), np.arctan2(xyz[..., 1], xyz[..., 0])
+
+
+def normalise(v: np.ndarray) -> np.ndarray:
+    """Scale (..., 3) vectors to unit length."""
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def great_circle_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3) unit vectors -> (...) radians, accurate for tiny and antipodal pairs
+    (atan2 of the cross and dot products, not arccos of the dot)."""
+    return np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), np.sum(a * b, axis=-1))
+
+
+def spherical_triangle_area(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Signed area (steradians) of the spherical triangles with unit-vector corners
+    (..., 3): positive when a, b, c run anticlockwise seen from outside.
+
+    Uses tan(E/2) = a.(b x c) / (1 + a.b + b.c + c.a) (Van Oosterom & Strackee),
+    which keeps full relative precision for small triangles.
+    """
+    det = np.sum(a * np.cross(b, c), axis=-1)
+    den = 1.0 + np.sum(a * b, axis=-1) + np.sum(b * c, axis=-1) + np.sum(c * a, axis=-1)
+    return 2.0 * np.arctan2(det, den)
+
+
+def circumcentres(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(..., 3) unit-vector circumcentres of spherical triangles (the point equidistant
+    from the three corners, on the triangle's side of the sphere)."""
+    n = normalise(np.cross(b - a, c - a))
+    return np.where(np.sum(n * (a + b + c), axis=-1, keepdims=True) < 0, -n, n)
