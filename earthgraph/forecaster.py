@@ -9,6 +9,7 @@ so that a checkpoint is self-describing.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,12 +20,13 @@ from earthgraph.data.batch import ObsSet
 from earthgraph.data.statics import GRAVITY
 from earthgraph.decoders import ObservationDecoder
 from earthgraph.encoders import ObservationEncoder
-from earthgraph.graphs.edges import edge_features
+from earthgraph.graphs.edges import edge_features, mesh_to_points
 from earthgraph.graphs.healpix import ang2pix_nested
 from earthgraph.graphs.locate import nearest_in_buckets
 from earthgraph.graphs.mesh import mesh_graph
 from earthgraph.graphs.remap import ConservativeRemap, grid_remap, nearest_grid_cell, regular_grid_spacing
-from earthgraph.processors import InteractionNetworkProcessor
+from earthgraph.processors import GraphTransformerProcessor, InteractionNetworkProcessor
+from earthgraph.processors.conservation import ConservativeTransport, InitialAmounts, budget_totals, parse_budgets
 
 FORCING_DIM = 6
 POINT_FORCING_DIM = 6
@@ -44,6 +46,15 @@ def static_feature_grids(static: dict | None) -> np.ndarray | None:
     if "geopotential_at_surface" in static:
         height = np.asarray(static["geopotential_at_surface"], np.float32) / (GRAVITY * 1000.0)
     return np.stack([mask, height])
+
+
+@dataclass
+class ModelState:
+    """What the forecaster carries from window to window: latents ``h`` (B, N, F) and,
+    with budgets configured, their amounts (B, N, C) (density x cell area)."""
+
+    h: torch.Tensor
+    amounts: torch.Tensor | None = None
 
 
 class MeshGraph(nn.Module):
@@ -73,6 +84,11 @@ class MeshGraph(nn.Module):
             "sender_ptr": torch.from_numpy(d.sender_ptr), "reverse": torch.from_numpy(d.reverse),
             "lookup": torch.from_numpy(data.lookup),
             "edge_features": edge_features(xyz[d.senders], xyz[d.receivers], data.spacing).float(),
+            # The undirected pairs (i < j) that conservative fluxes run along, with the
+            # features of i -> j and of j -> i.
+            "pair_i": torch.from_numpy(data.pairs[:, 0].copy()), "pair_j": torch.from_numpy(data.pairs[:, 1].copy()),
+            "pair_features": edge_features(xyz[data.pairs[:, 0]], xyz[data.pairs[:, 1]], data.spacing).float(),
+            "pair_features_reverse": edge_features(xyz[data.pairs[:, 1]], xyz[data.pairs[:, 0]], data.spacing).float(),
         }
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
@@ -174,12 +190,21 @@ class GraphDOPForecaster(nn.Module):
         ``multiscale_levels`` > 1 adds processor edges of that many coarser levels
         (GraphCast's multi-mesh). ``graph_cache_dir``: where static graphs are cached
         ('default': ``~/.cache/earthgraph/graphs``; None: rebuild every time).
+    budgets: conserved quantities, ``{budget: {component: ['type.channel', ...]}}``
+        (see :mod:`earthgraph.processors.conservation`); their amounts move only by
+        conservative transport (``transport_substeps`` steps per window), and the
+        channels named predict the component's density.
+    processor: 'interaction' (GraphCast's interaction network) or 'transformer' (attention
+        over incoming edges, ``attention_heads`` heads); ``activation_checkpointing``
+        recomputes each layer in the backward pass to save memory.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
                  processor_layers: int = 4, decoder_k: int = 4, window_hours: float = 12.0,
                  static: dict | None = None, encoder_neighbours: bool = True, mesh: str = "healpix",
-                 mesh_level: int = 4, multiscale_levels: int = 1, graph_cache_dir: str | None = "default"):
+                 mesh_level: int = 4, multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
+                 budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
+                 processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False):
         super().__init__()
         self.schema = schema
         self.window_seconds = window_hours * 3600.0
@@ -198,36 +223,92 @@ class GraphDOPForecaster(nn.Module):
         type_dims = {name: (len(s["channels"]), len(s["metadata"])) for name, s in schema.items()}
         self.encoder = ObservationEncoder(type_dims, latent_dim, node_static.shape[1] + FORCING_DIM, hidden_dim,
                                           POINT_STATIC_DIM, encoder_neighbours)
-        self.processor = InteractionNetworkProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM)
+        if processor == "interaction":
+            self.processor = InteractionNetworkProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM,
+                                                         checkpointing=activation_checkpointing)
+        elif processor == "transformer":
+            self.processor = GraphTransformerProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM,
+                                                       heads=attention_heads, checkpointing=activation_checkpointing)
+        else:
+            raise ValueError(f"unknown processor {processor!r}; expected 'interaction' or 'transformer'")
         self.decoder = ObservationDecoder(type_dims, latent_dim, hidden_dim, POINT_FORCING_DIM + POINT_STATIC_DIM,
                                           decoder_k)
+        self.decoder_k = decoder_k
+        self.budgets = parse_budgets(budgets, schema)
+        self.transport = self.initial_amounts = None
+        # (type, channel index) -> component column, for channels a budget observes.
+        self.observed_components: dict[str, list[tuple[int, int]]] = {}
+        if self.budgets:
+            scales, column = [], 0
+            for b in self.budgets:
+                for comp in b.components:
+                    specs = b.observed_by[comp]
+                    scale = 1.0
+                    for spec in specs:
+                        obs_type, _, channel = spec.partition(".")
+                        k = schema[obs_type]["channels"].index(channel)
+                        self.observed_components.setdefault(obs_type, []).append((k, column))
+                        scale = float(schema[obs_type]["mean"][k])
+                    scales.append(max(scale, 1e-6))
+                    column += 1
+            self.initial_amounts = InitialAmounts(latent_dim, scales)
+            self.transport = ConservativeTransport(latent_dim, self.budgets, hidden_dim, substeps=transport_substeps)
 
     def _forcing(self, window_start: torch.Tensor) -> torch.Tensor:
         return window_forcing(self.mesh.lat, self.mesh.lon, window_start, self.window_seconds)
 
-    def encode(self, inputs: dict[str, ObsSet], init_time: torch.Tensor) -> torch.Tensor:
-        """Latent state (B, N, F) from the observations of the window before ``init_time``."""
+    def encode(self, inputs: dict[str, ObsSet], init_time: torch.Tensor) -> ModelState:
+        """State at ``init_time`` from the observations of the window before it."""
         start = init_time - self.window_seconds
         static = self.node_static.unsqueeze(0).expand(len(init_time), -1, -1)
         point_static = {name: self.point_static(o.lat, o.lon) for name, o in inputs.items()}
-        return self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
+        h = self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
+        amounts = self.initial_amounts(h, self.mesh.areas) if self.initial_amounts is not None else None
+        return ModelState(h, amounts)
 
-    def step(self, h: torch.Tensor, window_start: torch.Tensor) -> torch.Tensor:
-        """Advance the latent state into the window beginning at ``window_start``."""
-        return self.processor(h, self._forcing(window_start), self.mesh)
+    def step(self, state: ModelState, window_start: torch.Tensor) -> ModelState:
+        """Advance the state into the window beginning at ``window_start``; budgets move only
+        by conservative transport."""
+        h = self.processor(state.h, self._forcing(window_start), self.mesh)
+        if self.transport is None:
+            return ModelState(h, None)
+        h, amounts = self.transport(h, state.amounts, self.mesh)
+        return ModelState(h, amounts)
 
-    def decode(self, h: torch.Tensor, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
+    def decode(self, state: ModelState, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised predictions at the target points. Channels a budget observes are its
+        component's density there (mean over the k nearest nodes), not a head's output."""
         feats = {name: torch.cat([point_forcing(t, window_start, self.window_seconds), self.point_static(t.lat, t.lon)], dim=-1)
                  for name, t in targets.items()}
-        return self.decoder(h, targets, feats, self.mesh)
+        out = self.decoder(state.h, targets, feats, self.mesh)
+        for name, pairs in self.observed_components.items():
+            if name not in out or len(targets[name]) == 0:
+                continue
+            t = targets[name]
+            node, point = mesh_to_points(self.mesh.locate(t.lat, t.lon), self.mesh.neighbours, self.mesh.xyz,
+                                         t.lat, t.lon, self.decoder_k)
+            density = state.amounts / self.mesh.areas.to(state.amounts.dtype).view(1, -1, 1)
+            at_points = density[t.sample[point], node].view(len(t), self.decoder_k, -1).mean(dim=1)   # (n, C)
+            pred = out[name].clone()
+            stats = self.schema[name]
+            for k, column in pairs:
+                pred[:, k] = (at_points[:, column] - float(stats["mean"][k])) / float(stats["std"][k])
+            out[name] = pred
+        return out
+
+    def budget_totals(self, state: ModelState) -> dict[str, torch.Tensor]:
+        """(B,) float64 total of each budget (amount in the observed unit times steradians)."""
+        if self.transport is None:
+            return {}
+        return budget_totals(state.amounts, self.transport.budget_slices())
 
     def forward(self, inputs: dict[str, ObsSet], init_time: torch.Tensor,
                 targets: list[dict[str, ObsSet]]) -> list[dict[str, torch.Tensor]]:
         """Predict the normalised values of ``targets[k]`` (window k+1 after init)."""
-        h = self.encode(inputs, init_time)
+        state = self.encode(inputs, init_time)
         out = []
         for k, tgt in enumerate(targets):
             start = init_time + k * self.window_seconds
-            h = self.step(h, start)
-            out.append(self.decode(h, tgt, start))
+            state = self.step(state, start)
+            out.append(self.decode(state, tgt, start))
         return out

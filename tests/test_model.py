@@ -169,3 +169,41 @@ def test_the_forecaster_runs_on_either_mesh_with_multiscale_edges(mesh, extra, t
     loss, _ = observation_loss(out, targets)
     loss.backward()
     assert all(p.grad is not None for p in model.processor.parameters())
+
+
+def test_segment_softmax_normalises_each_segment_and_survives_large_scores():
+    from earthgraph.kernels import segment_softmax
+
+    index = torch.tensor([0, 0, 1, 1, 1, 3])
+    scores = torch.tensor([[1.0, 1000.0], [2.0, 1001.0], [0.0, -5.0], [0.0, 3.0], [1.0, 2.0], [7.0, 7.0]])
+    w = segment_softmax(scores, index, 4)
+    torch.testing.assert_close(w[:2, 0], torch.softmax(scores[:2, 0], 0))
+    torch.testing.assert_close(w[:2, 1], torch.softmax(scores[:2, 1], 0))
+    torch.testing.assert_close(w[2:5, 1], torch.softmax(scores[2:5, 1], 0))
+    assert torch.isfinite(w).all() and torch.allclose(w[5], torch.ones(2))
+
+
+@pytest.mark.parametrize("processor", ["interaction", "transformer"])
+def test_processors_train_with_checkpointing_and_run_under_bf16_autocast(processor, tmp_path):
+    def build(checkpointing):
+        torch.manual_seed(0)
+        return GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2, processor=processor,
+                                  attention_heads=4, activation_checkpointing=checkpointing, graph_cache_dir=str(tmp_path))
+
+    inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}
+    targets = [{"synop": _obs(50, 1, 0, seed=1)}, {"mw_sounder": _obs(60, 2, 1, seed=2)}]
+    init = torch.tensor([1.6e9, 1.6e9 + 43200], dtype=torch.float64)
+    grads = []
+    for checkpointing in (False, True):
+        model = build(checkpointing)
+        loss, _ = observation_loss(model(inputs, init, targets), targets)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.processor.parameters()]))
+    # Recomputing activations in the backward pass changes memory, not gradients.
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+    assert grads[0].abs().sum() > 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = build(False)(inputs, init, targets)
+    assert all(torch.isfinite(v.float()).all() for step in out for v in step.values())
+    with pytest.raises(ValueError, match="unknown processor 'gnn'"):
+        GraphDOPForecaster(SCHEMA, nside=4, processor="gnn", graph_cache_dir=str(tmp_path))

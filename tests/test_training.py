@@ -120,3 +120,36 @@ data:
     assert ckpt["global_step"] == 3
     assert set(ckpt["hyper_parameters"]["schema"]) >= {"synop", "drifter", "seaice_conc", "geo_ir"}
     assert ckpt["datamodule_hyper_parameters"]["test_period"] == ["2020-03-10", "2020-03-12"]
+
+
+class _CorruptInitTimes(L.Callback):
+    """Turns the n-th training batches (counted from 0) into NaN, as a corrupt batch's
+    forcing would; ``from_batch`` corrupts every batch from then on."""
+
+    def __init__(self, batches=(), from_batch=None):
+        self.batches, self.from_batch, self.seen = set(batches), from_batch, 0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if self.seen in self.batches or (self.from_batch is not None and self.seen >= self.from_batch):
+            batch["init_time"] = torch.full_like(batch["init_time"], float("nan"))
+        self.seen += 1
+
+
+def test_a_nonfinite_loss_skips_the_step_and_too_many_stop_training(small_osse, tmp_path):
+    out, _ = small_osse
+    L.seed_everything(0)
+    dm = _datamodule(out)
+    module = ForecastModule(schema=dm.schema, static=dm.static, max_nonfinite_steps=2, **SMALL_MODEL)
+    trainer = L.Trainer(max_steps=6, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                        accelerator="cpu", callbacks=[_CorruptInitTimes({2, 3})])
+    with pytest.warns(UserWarning, match="skipping step 2: non-finite loss"):
+        trainer.fit(module, dm)
+    assert module.skipped_steps == 2 and trainer.global_step == 6, "two batches skipped, six steps taken"
+    assert all(torch.isfinite(p).all() for p in module.parameters()), "no NaN reached the weights"
+    module = ForecastModule(schema=dm.schema, static=dm.static, max_nonfinite_steps=2, **SMALL_MODEL)
+    trainer = L.Trainer(max_steps=10, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                        accelerator="cpu", callbacks=[_CorruptInitTimes(from_batch=2)])
+    with pytest.raises(FloatingPointError, match="3 steps in a row with a non-finite loss"):
+        trainer.fit(module, dm)

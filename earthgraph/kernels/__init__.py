@@ -4,6 +4,6 @@ This first version provides the CPU/torch reference backend; custom GPU
 kernels (Triton, CUDA) register behind the same functions.
 """
 
-from earthgraph.kernels.segment import segment_mean, segment_sum
+from earthgraph.kernels.segment import segment_mean, segment_softmax, segment_sum
 
-__all__ = ["segment_sum", "segment_mean"]
+__all__ = ["segment_sum", "segment_mean", "segment_softmax"]

@@ -26,3 +26,20 @@ def segment_mean(values: torch.Tensor, index: torch.Tensor, num_segments: int) -
     total = segment_sum(values, index, num_segments)
     count = torch.bincount(index, minlength=num_segments).clamp(min=1).to(values.dtype)
     return total / count.view(-1, *([1] * (values.dim() - 1)))
+
+
+def segment_softmax(scores: torch.Tensor, index: torch.Tensor, num_segments: int, dim: int = 0) -> torch.Tensor:
+    """Softmax of ``scores`` over the rows of each segment (e.g. the edges into a node).
+
+    scores: (..., E, ...) with E at ``dim``; index: (E,) segment of each row. The
+    segment maximum is subtracted first, so large scores do not overflow.
+    """
+    shape = list(scores.shape)
+    shape[dim] = num_segments
+    idx_shape = [1] * scores.dim()
+    idx_shape[dim] = -1
+    expanded = index.view(idx_shape).expand_as(scores)
+    peak = scores.new_full(shape, -torch.inf).scatter_reduce(dim, expanded, scores.detach(), "amax", include_self=True)
+    ex = torch.exp(scores - peak.index_select(dim, index))
+    total = segment_sum(ex, index, num_segments, dim=dim)
+    return ex / total.index_select(dim, index)

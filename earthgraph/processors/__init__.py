@@ -1,3 +1,6 @@
 from earthgraph.processors.interaction import InteractionNetworkProcessor
+from earthgraph.processors.transformer import GraphTransformerProcessor
 
-__all__ = ["InteractionNetworkProcessor"]
+PROCESSORS = {"interaction": InteractionNetworkProcessor, "transformer": GraphTransformerProcessor}
+
+__all__ = ["GraphTransformerProcessor", "InteractionNetworkProcessor", "PROCESSORS"]

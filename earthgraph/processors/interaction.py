@@ -9,6 +9,7 @@ edges), each with a residual connection and LayerNorm inside the MLPs.
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from earthgraph.kernels import segment_sum
@@ -54,8 +55,14 @@ class InteractionLayer(nn.Module):
 
 
 class InteractionNetworkProcessor(nn.Module):
-    def __init__(self, latent_dim: int, hidden: int, layers: int, forcing_dim: int, edge_feature_dim: int = 3):
+    """``layers`` interaction layers advancing the latents by one window. With
+    ``checkpointing`` each layer's activations are recomputed in the backward pass
+    instead of stored (less memory, about a third more compute)."""
+
+    def __init__(self, latent_dim: int, hidden: int, layers: int, forcing_dim: int, edge_feature_dim: int = 3,
+                 checkpointing: bool = False):
         super().__init__()
+        self.checkpointing = checkpointing
         self.edge_embed = MLP(edge_feature_dim, latent_dim, hidden)
         self.forcing = MLP(latent_dim + forcing_dim, latent_dim, hidden)
         self.layers = nn.ModuleList([InteractionLayer(latent_dim, hidden) for _ in range(layers)])
@@ -65,5 +72,8 @@ class InteractionNetworkProcessor(nn.Module):
         h = h + self.forcing(torch.cat([h, forcing], dim=-1))
         e = self.edge_embed(mesh.edge_features).unsqueeze(0).expand(h.shape[0], -1, -1)
         for layer in self.layers:
-            h, e = layer(h, e, mesh.senders, mesh.receivers)
+            if self.checkpointing and torch.is_grad_enabled():
+                h, e = torch.utils.checkpoint.checkpoint(layer, h, e, mesh.senders, mesh.receivers, use_reentrant=False)
+            else:
+                h, e = layer(h, e, mesh.senders, mesh.receivers)
         return h

@@ -6,6 +6,7 @@ import math
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
 from earthgraph.training.loss import observation_loss
@@ -23,7 +24,10 @@ class ForecastModule(L.LightningModule):
                  window_hours: float = 12.0, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 50, min_lr_ratio: float = 0.05, type_weights: dict[str, float] | None = None,
                  encoder_neighbours: bool = True, mesh: str = "healpix", mesh_level: int = 4,
-                 multiscale_levels: int = 1, graph_cache_dir: str | None = "default"):
+                 multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
+                 budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
+                 processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
+                 max_nonfinite_steps: int = 5):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -34,8 +38,11 @@ class ForecastModule(L.LightningModule):
                                         processor_layers=processor_layers, decoder_k=decoder_k,
                                         window_hours=window_hours, static=static,
                                         encoder_neighbours=encoder_neighbours, mesh=mesh, mesh_level=mesh_level,
-                                        multiscale_levels=multiscale_levels, graph_cache_dir=graph_cache_dir)
+                                        multiscale_levels=multiscale_levels, graph_cache_dir=graph_cache_dir,
+                                        budgets=budgets, transport_substeps=transport_substeps, processor=processor,
+                                        attention_heads=attention_heads, activation_checkpointing=activation_checkpointing)
         self.type_weights = type_weights or {}
+        self.nonfinite_in_a_row = self.skipped_steps = 0
 
     def on_fit_start(self) -> None:
         if self.logger is None:
@@ -53,7 +60,11 @@ class ForecastModule(L.LightningModule):
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         preds = self(batch)
         loss, per_type = observation_loss(preds, batch["targets"], self.type_weights)
-        bs = len(batch["init_time"])
+        if torch.isfinite(loss):  # a skipped step must not turn the epoch means into NaN
+            self._log_losses(loss, per_type, stage, len(batch["init_time"]))
+        return loss
+
+    def _log_losses(self, loss: torch.Tensor, per_type: dict[str, torch.Tensor], stage: str, bs: int) -> None:
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, on_step=stage == "train", on_epoch=True)
         spheres: dict[str, list[torch.Tensor]] = {}
         for name, v in per_type.items():
@@ -61,10 +72,26 @@ class ForecastModule(L.LightningModule):
             spheres.setdefault(self.hparams.schema[name]["sphere"], []).append(v)
         for sphere, vs in spheres.items():
             self.log(f"{stage}/loss_sphere_{sphere}", torch.stack(vs).mean(), batch_size=bs, on_step=False, on_epoch=True)
-        return loss
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        loss = self._shared_step(batch, "train")
+        # A NaN or Inf loss (a corrupt batch, an overflow) skips the step: returning None
+        # makes Lightning skip the backward pass and the optimiser step. Too many in a
+        # row means something is broken, not unlucky.
+        if torch.isfinite(loss):
+            self.nonfinite_in_a_row = 0
+            return loss
+        self.nonfinite_in_a_row += 1
+        self.skipped_steps += 1
+        self.log("train/skipped_nonfinite_steps", float(self.skipped_steps), batch_size=len(batch["init_time"]))
+        starts = [str(t) for t in batch["init_time"].to(torch.int64).cpu().numpy().astype("datetime64[s]")]
+        if self.nonfinite_in_a_row > self.hparams.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"training stopped: {self.nonfinite_in_a_row} steps in a row with a non-finite loss (last: batch "
+                f"{batch_idx}, initialisations {starts}); max_nonfinite_steps is {self.hparams.max_nonfinite_steps}")
+        rank_zero_warn(f"skipping step {self.global_step}: non-finite loss {float(loss)} (batch {batch_idx}, "
+                       f"initialisations {starts})")
+        return None
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "val")

@@ -57,16 +57,16 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
         inputs = collate_windows([{"init_time": int(t), "inputs": dataset.input_window(int(t)), "targets": []}
                                   for t in times])
         init = inputs["init_time"].to(device)
-        h = model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init)
+        state = model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init)
         for k in range(1, n_windows + 1):
             wstart = init + (k - 1) * model.window_seconds
-            h = model.step(h, wstart)
+            state = model.step(state, wstart)
             for li in [i for i, kk in enumerate(lead_window) if kk == k]:
                 for p in products:
                     spec = model.schema[p.obs_type]
                     c = spec["channels"].index(p.channel)
                     tgt = grid_targets(lat_deg, lon_deg, b, frac[li], len(spec["metadata"])).to(device)
-                    pred = model.decode(h, {p.obs_type: tgt}, wstart)[p.obs_type][:, c].float().cpu().numpy()
+                    pred = model.decode(state, {p.obs_type: tgt}, wstart)[p.obs_type][:, c].float().cpu().numpy()
                     value = pred * spec["std"][c] + spec["mean"][c]
                     value = np.clip(value, spec["valid_min"][c], spec["valid_max"][c])
                     out[p.variable][start:start + b, li] = value.reshape(b, nlat, nlon)
