@@ -197,6 +197,9 @@ class GraphDOPForecaster(nn.Module):
     processor: 'interaction' (GraphCast's interaction network) or 'transformer' (attention
         over incoming edges, ``attention_heads`` heads); ``activation_checkpointing``
         recomputes each layer in the backward pass to save memory.
+    ensemble_members: > 1 makes an ensemble whose members differ by Gaussian noise
+        (``noise_dim`` features, projected) added to the latents at every window;
+        predictions then gain a leading member dimension and train with the fair CRPS.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -204,8 +207,13 @@ class GraphDOPForecaster(nn.Module):
                  static: dict | None = None, encoder_neighbours: bool = True, mesh: str = "healpix",
                  mesh_level: int = 4, multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
-                 processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False):
+                 processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
+                 ensemble_members: int = 1, noise_dim: int = 8):
         super().__init__()
+        if ensemble_members < 1:
+            raise ValueError(f"ensemble_members must be >= 1, got {ensemble_members}")
+        self.members = ensemble_members
+        self.noise_dim = noise_dim
         self.schema = schema
         self.window_seconds = window_hours * 3600.0
         resolution = nside if mesh == "healpix" else mesh_level
@@ -234,6 +242,8 @@ class GraphDOPForecaster(nn.Module):
         self.decoder = ObservationDecoder(type_dims, latent_dim, hidden_dim, POINT_FORCING_DIM + POINT_STATIC_DIM,
                                           decoder_k)
         self.decoder_k = decoder_k
+        # Ensemble: members differ by Gaussian noise injected into the latents at every window.
+        self.noise = nn.Linear(noise_dim, latent_dim) if ensemble_members > 1 else None
         self.budgets = parse_budgets(budgets, schema)
         self.transport = self.initial_amounts = None
         # (type, channel index) -> component column, for channels a budget observes.
@@ -264,20 +274,36 @@ class GraphDOPForecaster(nn.Module):
         point_static = {name: self.point_static(o.lat, o.lon) for name, o in inputs.items()}
         h = self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
         amounts = self.initial_amounts(h, self.mesh.areas) if self.initial_amounts is not None else None
+        if self.members > 1:  # member-major: rows m * B .. (m + 1) * B - 1 are member m
+            h = h.repeat(self.members, 1, 1)
+            amounts = amounts.repeat(self.members, 1, 1) if amounts is not None else None
         return ModelState(h, amounts)
 
     def step(self, state: ModelState, window_start: torch.Tensor) -> ModelState:
         """Advance the state into the window beginning at ``window_start``; budgets move only
         by conservative transport."""
-        h = self.processor(state.h, self._forcing(window_start), self.mesh)
+        h = state.h
+        if self.noise is not None:
+            h = h + self.noise(torch.randn(*h.shape[:2], self.noise_dim, device=h.device, dtype=h.dtype))
+        h = self.processor(h, self._forcing(window_start.repeat(self.members)), self.mesh)
         if self.transport is None:
             return ModelState(h, None)
         h, amounts = self.transport(h, state.amounts, self.mesh)
         return ModelState(h, amounts)
 
     def decode(self, state: ModelState, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Normalised predictions at the target points. Channels a budget observes are its
-        component's density there (mean over the k nearest nodes), not a head's output."""
+        """Normalised predictions at the target points: (n, C) per type, or (members, n, C)
+        for an ensemble. Channels a budget observes are its component's density there
+        (mean over the k nearest nodes), not a head's output."""
+        if self.members == 1:
+            return self._decode_member(state, targets, window_start)
+        b = state.h.shape[0] // self.members
+        parts = [self._decode_member(ModelState(state.h[m * b:(m + 1) * b],
+                                                None if state.amounts is None else state.amounts[m * b:(m + 1) * b]),
+                                     targets, window_start) for m in range(self.members)]
+        return {name: torch.stack([p[name] for p in parts]) for name in parts[0]}
+
+    def _decode_member(self, state: ModelState, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = {name: torch.cat([point_forcing(t, window_start, self.window_seconds), self.point_static(t.lat, t.lon)], dim=-1)
                  for name, t in targets.items()}
         out = self.decoder(state.h, targets, feats, self.mesh)

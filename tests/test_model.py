@@ -207,3 +207,41 @@ def test_processors_train_with_checkpointing_and_run_under_bf16_autocast(process
     assert all(torch.isfinite(v.float()).all() for step in out for v in step.values())
     with pytest.raises(ValueError, match="unknown processor 'gnn'"):
         GraphDOPForecaster(SCHEMA, nside=4, processor="gnn", graph_cache_dir=str(tmp_path))
+
+
+def test_fair_crps_matches_its_definition():
+    from earthgraph.training.loss import fair_crps
+
+    y = torch.tensor([1.0])
+    assert float(fair_crps(torch.tensor([[1.0], [1.0], [1.0]]), y)) == 0.0
+    assert float(fair_crps(torch.tensor([[0.0], [0.0]]), y)) == pytest.approx(1.0)
+    # Two members straddling the observation: skill 1, spread term 4 / (2 * 2 * 1) = 1.
+    assert float(fair_crps(torch.tensor([[0.0], [2.0]]), y)) == pytest.approx(0.0, abs=1e-7)
+    g = torch.Generator().manual_seed(0)
+    x, obs = torch.randn(5, 7, generator=g), torch.randn(7, generator=g)
+    brute = torch.stack([
+        sum(abs(x[i, k] - obs[k]) for i in range(5)) / 5
+        - sum(abs(x[i, k] - x[j, k]) for i in range(5) for j in range(5)) / (2 * 5 * 4) for k in range(7)])
+    torch.testing.assert_close(fair_crps(x, obs), brute)
+    with pytest.raises(ValueError, match="at least 2 members"):
+        fair_crps(x[:1], obs)
+
+
+def test_an_ensemble_gives_distinct_members_trains_on_crps_and_is_reproducible(tmp_path):
+    def run(seed):
+        torch.manual_seed(seed)
+        model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=1,
+                                   ensemble_members=3, graph_cache_dir=str(tmp_path))
+        inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}
+        targets = [{"synop": _obs(50, 1, 0, seed=1)}, {"mw_sounder": _obs(60, 2, 1, seed=2)}]
+        out = model(inputs, torch.tensor([1.6e9, 1.6e9 + 43200], dtype=torch.float64), targets)
+        return model, out, targets
+
+    model, out, targets = run(0)
+    assert out[0]["synop"].shape == (3, 50, 1) and out[1]["mw_sounder"].shape == (3, 60, 2)
+    assert float(out[1]["mw_sounder"].std(dim=0).mean()) > 1e-3, "members differ"
+    loss, _ = observation_loss(out, targets)
+    loss.backward()
+    assert model.noise.weight.grad.abs().sum() > 0, "the CRPS trains the noise injection"
+    _, again, _ = run(0)
+    torch.testing.assert_close(again[1]["mw_sounder"], out[1]["mw_sounder"], rtol=0, atol=0)

@@ -153,3 +153,26 @@ def test_a_nonfinite_loss_skips_the_step_and_too_many_stop_training(small_osse, 
                         accelerator="cpu", callbacks=[_CorruptInitTimes(from_batch=2)])
     with pytest.raises(FloatingPointError, match="3 steps in a row with a non-finite loss"):
         trainer.fit(module, dm)
+
+
+def test_an_ensemble_with_a_water_budget_trains_reloads_and_is_scored(small_osse, tmp_path):
+    import evaluate
+
+    out, _ = small_osse
+    L.seed_everything(0)
+    dm = _datamodule(out)
+    water = {"water": {"atmosphere": ["mw_sounder.tcwv"], "snow": ["snow.swe"], "soil": [], "ocean": []}}
+    module = ForecastModule(schema=dm.schema, static=dm.static, ensemble_members=2, budgets=water, **SMALL_MODEL)
+    trainer = L.Trainer(max_steps=3, limit_val_batches=1, val_check_interval=3, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                        accelerator="cpu")
+    trainer.fit(module, dm)
+    assert module.skipped_steps == 0 and np.isfinite(float(trainer.callback_metrics["val/loss"]))
+    trainer.save_checkpoint(tmp_path / "ens.ckpt")
+    reloaded = ForecastModule.load_from_checkpoint(tmp_path / "ens.ckpt", map_location="cpu")
+    assert reloaded.model.members == 2 and [b.name for b in reloaded.model.budgets] == ["water"]
+    table = evaluate.main(["--checkpoint", str(tmp_path / "ens.ckpt"), "--data-dir", str(out), "--out", str(tmp_path),
+                           "--period", "2020-03-09", "2020-03-11", "--climatology-period", "2020-03-01", "2020-03-09",
+                           "--leads", "12", "24"])
+    numbers = table.select_dtypes("number")
+    assert numbers.size and np.isfinite(numbers.values).all()

@@ -6,7 +6,8 @@ masked where the observation is missing (NaN), and averaged over the valid
 values, so a type's loss does not grow with its number of observations and
 reaches about 1 when the model is as close to the observations as their own
 errors allow (a chi-squared per degree of freedom). Types are then combined
-with per-type weights; rollout windows are averaged.
+with per-type weights; rollout windows are averaged. An ensemble's predictions
+(a leading member dimension) are scored with the fair CRPS in the same units.
 """
 
 from __future__ import annotations
@@ -17,12 +18,31 @@ from earthgraph.data.batch import ObsSet
 
 
 def type_loss(pred: torch.Tensor, obs: ObsSet) -> torch.Tensor | None:
-    """Mean squared departure in units of observation error; None if no valid values."""
+    """Mean squared departure in units of observation error, or for an ensemble
+    (pred (members, n, C)) the mean fair CRPS in those units; None if no valid values."""
     valid = torch.isfinite(obs.values) & torch.isfinite(obs.error) & (obs.error > 0)
     if not bool(valid.any()):
         return None
-    d = torch.where(valid, (pred - torch.nan_to_num(obs.values)) / obs.error.clamp(min=1e-6), torch.zeros_like(pred))
+    scale = obs.error.clamp(min=1e-6)
+    if pred.dim() == 3:
+        crps = fair_crps(pred / scale, torch.nan_to_num(obs.values) / scale)
+        return torch.where(valid, crps, torch.zeros_like(crps)).sum() / valid.sum()
+    d = torch.where(valid, (pred - torch.nan_to_num(obs.values)) / scale, torch.zeros_like(pred))
     return (d * d).sum() / valid.sum()
+
+
+def fair_crps(members: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    """Fair (unbiased for the ensemble size) CRPS of an ensemble, elementwise.
+
+    members: (M, ...) with M >= 2; obs: (...). Returns (...):
+    ``mean_i |x_i - y| - sum_{i, j} |x_i - x_j| / (2 M (M - 1))`` (Ferro 2014; as AIFS-CRPS).
+    """
+    m = members.shape[0]
+    if m < 2:
+        raise ValueError(f"fair_crps needs at least 2 members, got {m}")
+    skill = (members - obs.unsqueeze(0)).abs().mean(dim=0)
+    spread = (members.unsqueeze(0) - members.unsqueeze(1)).abs().sum(dim=(0, 1))
+    return skill - spread / (2 * m * (m - 1))
 
 
 def observation_loss(preds: list[dict[str, torch.Tensor]], targets: list[dict[str, ObsSet]],

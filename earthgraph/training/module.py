@@ -27,7 +27,7 @@ class ForecastModule(L.LightningModule):
                  multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
-                 max_nonfinite_steps: int = 5):
+                 max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -40,7 +40,8 @@ class ForecastModule(L.LightningModule):
                                         encoder_neighbours=encoder_neighbours, mesh=mesh, mesh_level=mesh_level,
                                         multiscale_levels=multiscale_levels, graph_cache_dir=graph_cache_dir,
                                         budgets=budgets, transport_substeps=transport_substeps, processor=processor,
-                                        attention_heads=attention_heads, activation_checkpointing=activation_checkpointing)
+                                        attention_heads=attention_heads, activation_checkpointing=activation_checkpointing,
+                                        ensemble_members=ensemble_members, noise_dim=noise_dim)
         self.type_weights = type_weights or {}
         self.nonfinite_in_a_row = self.skipped_steps = 0
 

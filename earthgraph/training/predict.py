@@ -66,7 +66,10 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
                     spec = model.schema[p.obs_type]
                     c = spec["channels"].index(p.channel)
                     tgt = grid_targets(lat_deg, lon_deg, b, frac[li], len(spec["metadata"])).to(device)
-                    pred = model.decode(state, {p.obs_type: tgt}, wstart)[p.obs_type][:, c].float().cpu().numpy()
+                    pred = model.decode(state, {p.obs_type: tgt}, wstart)[p.obs_type]
+                    if pred.dim() == 3:  # an ensemble's products are its mean
+                        pred = pred.mean(dim=0)
+                    pred = pred[:, c].float().cpu().numpy()
                     value = pred * spec["std"][c] + spec["mean"][c]
                     value = np.clip(value, spec["valid_min"][c], spec["valid_max"][c])
                     out[p.variable][start:start + b, li] = value.reshape(b, nlat, nlon)
