@@ -10,6 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
+from earthgraph.training.callbacks import ForecastMaps, ThroughputMonitor
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.module import ForecastModule
@@ -71,7 +72,8 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
     logger = WandbLogger(project="earthgraph-test", offline=True, save_dir=str(tmp_path))
     trainer = L.Trainer(max_steps=6, limit_val_batches=2, val_check_interval=3, log_every_n_steps=1,
                         logger=logger, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path, accelerator="cpu")
+                        default_root_dir=tmp_path, accelerator="cpu",
+                        callbacks=[ThroughputMonitor(), ForecastMaps(every_n_validations=2)])
     trainer.fit(module, dm)
     run_dir = Path(logger.experiment.dir).parent
     logger.experiment.finish()
@@ -80,14 +82,20 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
 
     history = read_history(run_dir)
     logged = {k for row in history for k in row}
-    for key in ("train/loss_step", "val/loss", "val/loss_synop", "val/loss_sphere_ocean", "val/loss_sphere_cryosphere"):
+    for key in ("train/loss_step", "val/loss", "val/loss_synop", "val/loss_sphere_ocean", "val/loss_sphere_cryosphere",
+                "train/grad_norm", "train/samples_per_second", "train/observations_per_second",
+                "maps/air_temperature_24h/_type", "maps/sea_surface_temperature_24h/_type"):
         assert key in logged, key
+    maps = [row["maps/air_temperature_24h/_type"] for row in history if "maps/air_temperature_24h/_type" in row]
+    assert maps == ["images/separated"], "one map image, at the first of two validations"
     train = [row["train/loss_step"] for row in history if "train/loss_step" in row]
     assert len(train) == 6 and all(np.isfinite(train))
     steps = [row["trainer/global_step"] for row in history if "val/loss" in row]
     assert steps == [2, 5], "validation every 3 steps"
     config = read_config(run_dir)
     assert config["nside"] == 4 and config["latent_dim"] == 32
+    assert config["graph"]["nodes"] == 192 and config["data"]["types"] == sorted(dm.schema)
+    assert len(config["git"]["commit"] or "") in (0, 40)  # a checkout records its commit
 
 
 def test_train_cli_fits_and_writes_a_checkpoint(small_osse, tmp_path):
@@ -176,3 +184,32 @@ def test_an_ensemble_with_a_water_budget_trains_reloads_and_is_scored(small_osse
                            "--leads", "12", "24"])
     numbers = table.select_dtypes("number")
     assert numbers.size and np.isfinite(numbers.values).all()
+
+
+def test_the_rollout_curriculum_lengthens_training_windows(small_osse, tmp_path):
+    from earthgraph.training.rollout import check_curriculum, rollout_windows
+
+    plan = {0: 1, 3: 2}
+    assert [rollout_windows(plan, s) for s in range(5)] == [1, 1, 1, 2, 2]
+    assert rollout_windows(None, 7) is None
+    with pytest.raises(ValueError, match="from step 0"):
+        check_curriculum({5: 2})
+    out, _ = small_osse
+    seen = []
+
+    class Spy(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            seen.append(float(trainer.callback_metrics["train/rollout_windows"]))
+
+    dm = _datamodule(out)
+    module = ForecastModule(schema=dm.schema, static=dm.static, rollout_curriculum=plan, **SMALL_MODEL)
+    trainer = L.Trainer(max_steps=5, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                        accelerator="cpu", callbacks=[Spy()])
+    trainer.fit(module, dm)
+    assert seen == [1, 1, 1, 2, 2]
+    module = ForecastModule(schema=dm.schema, static=dm.static, rollout_curriculum={0: 3}, **SMALL_MODEL)
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, default_root_dir=tmp_path, accelerator="cpu")
+    with pytest.raises(ValueError, match="loads only 2"):
+        trainer.fit(module, dm)

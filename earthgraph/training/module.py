@@ -10,6 +10,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
 from earthgraph.training.loss import observation_loss
+from earthgraph.training.rollout import check_curriculum, rollout_windows
+from earthgraph.training.run_info import data_summary, git_revision, graph_summary
 
 
 class ForecastModule(L.LightningModule):
@@ -27,7 +29,8 @@ class ForecastModule(L.LightningModule):
                  multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
-                 max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8):
+                 max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
+                 rollout_curriculum: dict[int, int] | None = None):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -44,21 +47,32 @@ class ForecastModule(L.LightningModule):
                                         ensemble_members=ensemble_members, noise_dim=noise_dim)
         self.type_weights = type_weights or {}
         self.nonfinite_in_a_row = self.skipped_steps = 0
+        check_curriculum(rollout_curriculum)
 
     def on_fit_start(self) -> None:
         if self.logger is None:
             return
         hp = {k: v for k, v in self.hparams.items() if k not in ("schema", "static")}
         hp["observation_types"] = {n: s["channels"] for n, s in self.hparams.schema.items()}
-        hp["mesh_nodes"] = self.model.mesh.npix
-        hp["mesh_edges"] = int(self.model.mesh.senders.numel())
+        hp["graph"] = graph_summary(self.model.mesh)
+        hp["data"] = data_summary(self.trainer.datamodule)
+        hp["git"] = git_revision()
         hp["parameters"] = sum(p.numel() for p in self.parameters())
         self.logger.log_hyperparams(hp)
+
+    def on_train_start(self) -> None:
+        data_rollout = getattr(getattr(self.trainer, "datamodule", None), "hparams", {}).get("rollout")
+        check_curriculum(self.hparams.rollout_curriculum, data_rollout)
 
     def forward(self, batch: dict) -> list[dict[str, torch.Tensor]]:
         return self.model(batch["inputs"], batch["init_time"], batch["targets"])
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        if stage == "train":
+            windows = rollout_windows(self.hparams.rollout_curriculum, self.global_step)
+            if windows is not None:
+                batch = {**batch, "targets": batch["targets"][:windows]}
+                self.log("train/rollout_windows", float(windows), batch_size=len(batch["init_time"]))
         preds = self(batch)
         loss, per_type = observation_loss(preds, batch["targets"], self.type_weights)
         if torch.isfinite(loss):  # a skipped step must not turn the epoch means into NaN
@@ -99,6 +113,12 @@ class ForecastModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "test")
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # The gradient norm before clipping: the first thing to look at when training misbehaves.
+        norms = [p.grad.detach().norm() for p in self.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,89 @@
+"""Lightning callbacks for what a W&B user expects to see: throughput and forecast maps."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import numpy as np
+import torch
+
+from earthgraph.data.obs_types import DEFAULT_PRODUCTS
+
+
+class ThroughputMonitor(L.Callback):
+    """Logs ``train/samples_per_second`` and ``train/observations_per_second`` (inputs and
+    targets of the batch) from the wall time of each training batch."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self._start is None:
+            return
+        seconds = max(time.perf_counter() - self._start, 1e-9)
+        samples = len(batch["init_time"])
+        observations = sum(len(o) for o in batch["inputs"].values())
+        observations += sum(len(o) for window in batch["targets"] for o in window.values())
+        module.log("train/samples_per_second", samples / seconds, on_step=True, on_epoch=False, batch_size=samples)
+        module.log("train/observations_per_second", observations / seconds, on_step=True, on_epoch=False,
+                   batch_size=samples)
+
+
+class ForecastMaps(L.Callback):
+    """After every ``every_n_validations``-th validation, forecasts ``variables`` on a
+    global ``grid_degrees`` grid from the first validation initialisation, at
+    ``lead_hours``, and logs the maps as images (W&B loggers only)."""
+
+    def __init__(self, variables: list[str] | None = None, lead_hours: float = 24.0, grid_degrees: float = 4.0,
+                 every_n_validations: int = 1):
+        self.variables = variables or [p.variable for p in DEFAULT_PRODUCTS if p.headline]
+        self.lead_hours, self.grid_degrees, self.every = lead_hours, grid_degrees, every_n_validations
+        self._validations = 0
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        self._validations += 1
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        dataset = getattr(trainer.datamodule, "_datasets", {}).get("val") if trainer.datamodule else None
+        if trainer.sanity_checking or not loggers or dataset is None or len(dataset.init_times) == 0:
+            return
+        if (self._validations - 1) % self.every or not trainer.is_global_zero:
+            return
+        images = forecast_map_images(module.model, dataset, self.variables, self.lead_hours, self.grid_degrees)
+        for name, image in images.items():
+            for lg in loggers:
+                lg.log_image(key=f"maps/{name}", images=[image], step=trainer.global_step)
+
+
+def forecast_map_images(model, dataset, variables: list[str], lead_hours: float, grid_degrees: float) -> dict[str, np.ndarray]:
+    """{'<variable>_<lead>h': (H, W, 3) uint8 RGB map} from the dataset's first initialisation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from earthgraph.training.predict import forecast_on_grid
+
+    products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in variables and p.obs_type in model.schema)
+    lat = np.arange(-90 + grid_degrees / 2, 90, grid_degrees)
+    lon = np.arange(0, 360, grid_degrees)
+    was_training = model.training
+    with torch.no_grad():
+        ds = forecast_on_grid(model, dataset, dataset.init_times[:1], [lead_hours], lat, lon, products)
+    model.train(was_training)
+    out = {}
+    for p in products:
+        fig, ax = plt.subplots(figsize=(6, 3), dpi=80)
+        field = ds[p.variable].values[0, 0]
+        mesh = ax.pcolormesh(lon, lat, field, shading="auto", cmap="viridis")
+        fig.colorbar(mesh, ax=ax, label=p.units)
+        ax.set_title(f"{p.variable}, +{lead_hours:g} h from {np.datetime_as_string(ds.time.values[0], unit='h')}")
+        fig.canvas.draw()
+        out[f"{p.variable}_{lead_hours:g}h"] = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(fig)
+    return out
