@@ -213,3 +213,107 @@ def test_the_rollout_curriculum_lengthens_training_windows(small_osse, tmp_path)
                         enable_checkpointing=False, default_root_dir=tmp_path, accelerator="cpu")
     with pytest.raises(ValueError, match="loads only 2"):
         trainer.fit(module, dm)
+
+
+def test_ddp_on_two_cpu_processes_trains_and_checkpoints(small_osse, tmp_path):
+    out, _ = small_osse
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(f"""
+seed_everything: 3
+trainer:
+  max_steps: 3
+  accelerator: cpu
+  devices: 2
+  strategy: ddp
+  limit_val_batches: 2
+  enable_progress_bar: false
+  default_root_dir: {tmp_path}
+  logger: false
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}
+model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+data:
+  store: {out}/obs.zarr
+  train_period: [2020-03-01, 2020-03-09]
+  val_period: [2020-03-09, 2020-03-11]
+  batch_size: 2
+""")
+    proc = subprocess.run([sys.executable, "train.py", "fit", "--config", str(cfg)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stderr + proc.stdout
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def _resume_config(tmp_path, out, run):
+    cfg = tmp_path / f"{run}.yaml"
+    cfg.write_text(f"""
+seed_everything: 5
+trainer:
+  max_steps: 40
+  accelerator: cpu
+  limit_val_batches: 0
+  enable_progress_bar: false
+  default_root_dir: {tmp_path}/{run}
+  log_every_n_steps: 1
+  logger:
+    class_path: lightning.pytorch.loggers.CSVLogger
+    init_args: {{save_dir: {tmp_path}/{run}, name: csv}}
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {tmp_path}/{run}/ckpt, save_last: true, every_n_train_steps: 4, save_top_k: -1,
+                   filename: "{{step}}"}}
+model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, warmup_steps: 3}}
+data:
+  store: {out}/obs.zarr
+  train_period: [2020-03-01, 2020-03-09]
+  val_period: [2020-03-09, 2020-03-11]
+  batch_size: 2
+  dropout: graphdop
+  max_targets_per_type: 200
+""")
+    return cfg
+
+
+def _step_losses(run_dir):
+    import pandas as pd
+
+    rows = pd.concat([pd.read_csv(f) for f in sorted(Path(run_dir).glob("csv/version_*/metrics.csv"))])
+    rows = rows.dropna(subset=["train/loss_step"])
+    return dict(zip(rows["step"].astype(int), rows["train/loss_step"]))
+
+
+def test_resuming_after_sigkill_mid_epoch_follows_the_same_loss_curve(small_osse, tmp_path):
+    import signal
+    import time
+
+    out, _ = small_osse
+    train = [sys.executable, "train.py", "fit", "--config"]
+    whole = subprocess.run(train + [str(_resume_config(tmp_path, out, "whole"))], cwd=REPO, capture_output=True,
+                           text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    reference = _step_losses(tmp_path / "whole")
+    assert len(reference) == 40
+
+    cfg = _resume_config(tmp_path, out, "killed")
+    proc = subprocess.Popen(train + [str(cfg)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = tmp_path / "killed" / "ckpt"
+    deadline = time.time() + 300
+    while not (ckpt_dir / "last.ckpt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    resumed_from = saved["global_step"]
+    assert 4 <= resumed_from < 40, "killed mid-run, after a checkpoint"
+
+    again = subprocess.run(train + [str(cfg), "--ckpt_path", "last"], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = {s: v for s, v in _step_losses(tmp_path / "killed").items() if s >= resumed_from}
+    assert sorted(after) == list(range(resumed_from, 40))
+    for step, loss in after.items():
+        assert loss == pytest.approx(reference[step], rel=1e-6, abs=0), f"step {step}"

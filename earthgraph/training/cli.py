@@ -5,6 +5,7 @@ from __future__ import annotations
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
+from earthgraph.training.checkpoint_io import AtomicCheckpointIO
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 
@@ -33,4 +34,5 @@ class EarthgraphCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> EarthgraphCLI:
-    return EarthgraphCLI(ForecastModule, ObservationDataModule, save_config_kwargs={"overwrite": True}, args=args)
+    return EarthgraphCLI(ForecastModule, ObservationDataModule, save_config_kwargs={"overwrite": True}, args=args,
+                         trainer_defaults={"plugins": [AtomicCheckpointIO()]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import (
@@ -14,6 +14,27 @@ from earthgraph.data.windows import (
     observation_schema,
     resolve_dropout,
 )
+
+
+class ResumableShuffleSampler(Sampler[int]):
+    """A fresh permutation every epoch, a pure function of (seed, epoch), that can
+    start part-way through one: how training resumes mid-epoch on exactly the
+    batches it would have seen. Each ``iter()`` begins the next epoch."""
+
+    def __init__(self, size: int, seed: int, epoch: int = 0, skip: int = 0):
+        self.size, self.seed, self.epoch, self.skip = size, seed, epoch, skip
+        self.on_epoch = None  # called with the epoch number at the start of each one
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        start, self.skip = self.skip, 0
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
+        self.epoch += 1
+        return iter(order[start:].tolist())
 
 
 class ObservationDataModule(L.LightningDataModule):
@@ -48,6 +69,8 @@ class ObservationDataModule(L.LightningDataModule):
         self.static = {k: v.tolist() for k, v in static.items()} if static else None
         self.window_hours = window_hours
         self._datasets: dict[str, WindowDataset] = {}
+        self._sampler: ResumableShuffleSampler | None = None
+        self._resume: dict | None = None
 
     def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None) -> WindowDataset:
         times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), self.hparams.window_hours,
@@ -68,17 +91,38 @@ class ObservationDataModule(L.LightningDataModule):
         if stage in (None, "test") and hp.test_period:
             self._datasets["test"] = self._dataset(hp.test_period, hp.window_hours)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, shuffle=shuffle,
+    def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
+        return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
                           num_workers=self.hparams.num_workers, collate_fn=collate_windows,
                           persistent_workers=self.hparams.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        self._datasets["train"].epoch = self.trainer.current_epoch if self.trainer else 0
-        return self._loader("train", shuffle=True)
+        data = self._datasets["train"]
+        epoch = self.trainer.current_epoch if self.trainer else 0
+        skip = 0
+        if self._resume and self._resume["epoch"] == epoch:  # restarting mid-epoch from a checkpoint
+            skip = self._resume["samples"]
+        self._resume = None
+        self._sampler = ResumableShuffleSampler(len(data), self.hparams.seed, epoch, skip)
+
+        def start_epoch(e: int) -> None:  # the dropout and target draws change with the epoch
+            data.epoch = e
+
+        self._sampler.on_epoch = start_epoch
+        return self._loader("train", self._sampler)
+
+    def state_dict(self) -> dict:
+        """Where training is in the current epoch, saved in every checkpoint."""
+        if self.trainer is None or self._sampler is None or not self.trainer.training:
+            return {}
+        processed = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": self._sampler.epoch - 1, "samples": processed * self.hparams.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = state or None
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

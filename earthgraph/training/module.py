@@ -80,7 +80,11 @@ class ForecastModule(L.LightningModule):
         return loss
 
     def _log_losses(self, loss: torch.Tensor, per_type: dict[str, torch.Tensor], stage: str, bs: int) -> None:
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, on_step=stage == "train", on_epoch=True)
+        # Under DDP the validation and test losses are averaged over ranks; the per-type
+        # and training values are rank 0's (a type can be missing from one rank's batch,
+        # and a synchronised log that only some ranks reach would hang).
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, on_step=stage == "train", on_epoch=True,
+                 sync_dist=stage != "train")
         spheres: dict[str, list[torch.Tensor]] = {}
         for name, v in per_type.items():
             self.log(f"{stage}/loss_{name}", v, batch_size=bs, on_step=False, on_epoch=True)
@@ -93,7 +97,10 @@ class ForecastModule(L.LightningModule):
         # A NaN or Inf loss (a corrupt batch, an overflow) skips the step: returning None
         # makes Lightning skip the backward pass and the optimiser step. Too many in a
         # row means something is broken, not unlucky.
-        if torch.isfinite(loss):
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.world_size > 1:  # skip together, or DDP would wait forever for the skipping rank
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
             self.nonfinite_in_a_row = 0
             return loss
         self.nonfinite_in_a_row += 1
