@@ -317,3 +317,73 @@ def test_resuming_after_sigkill_mid_epoch_follows_the_same_loss_curve(small_osse
     assert sorted(after) == list(range(resumed_from, 40))
     for step, loss in after.items():
         assert loss == pytest.approx(reference[step], rel=1e-6, abs=0), f"step {step}"
+
+
+def test_predict_writes_wb2_zarr_and_an_observation_space_store(small_osse, tmp_path):
+    import xarray as xr
+
+    from earthgraph.data.store import ObservationStore
+
+    out, _ = small_osse
+    L.seed_everything(0)
+    dm = _datamodule(out)
+    module = ForecastModule(schema=dm.schema, static=dm.static, **SMALL_MODEL)
+    ckpt = tmp_path / "m.ckpt"
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, default_root_dir=tmp_path, accelerator="cpu")
+    trainer.fit(module, dm)
+    trainer.save_checkpoint(ckpt)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(f"""
+trainer: {{accelerator: cpu, logger: false, enable_progress_bar: false, default_root_dir: {tmp_path}}}
+model: {{nside: 4, latent_dim: 32, hidden_dim: 32, processor_layers: 2}}
+data:
+  store: {out}/obs.zarr
+  train_period: [2020-03-01, 2020-03-09]
+  val_period: [2020-03-09, 2020-03-11]
+  predict_period: [2020-03-10, 2020-03-11]
+  rollout: 2
+  batch_size: 2
+""")
+    proc = subprocess.run([sys.executable, "train.py", "predict", "--config", str(cfg), "--ckpt_path", str(ckpt)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fc = xr.open_zarr(tmp_path / "predictions" / "forecast.zarr", consolidated=False)
+    assert fc["air_temperature"].dims == ("time", "prediction_timedelta", "latitude", "longitude")
+    assert list(fc.prediction_timedelta.values.astype("timedelta64[h]").astype(int)) == [12, 24]
+    assert len(fc.time) == 2 and np.isfinite(fc["air_temperature"].values).all()
+    store = ObservationStore(str(tmp_path / "predictions" / "forecast_obs.zarr"))
+    obs = ObservationStore(str(out / "obs.zarr"))
+    synop = store.read("synop", *store.time_range)
+    assert len(synop["time"]) > 0 and np.all(np.diff(synop["time"]) >= 0)
+    assert set(np.unique(synop["window"])) == {1.0, 2.0}
+    assert np.all((synop["hours_since_init"] >= 0) & (synop["hours_since_init"] < 24))
+    t2m = synop["values"][:, 0]
+    assert np.isfinite(t2m).all() and 200 < t2m.mean() < 320, "physical units (K)"
+    # Every forecast row sits on a real observation of that time and place.
+    real = obs.read("synop", int(synop["time"].min()), int(synop["time"].max()) + 1)
+    keys = set(zip(real["time"].tolist(), np.round(real["lat"], 3).tolist()))
+    assert all((t, round(la, 3)) in keys for t, la in zip(synop["time"][:200].tolist(), synop["lat"][:200].tolist()))
+
+
+def test_checkpoints_are_replaced_atomically_and_the_cli_uses_it(small_osse, tmp_path):
+    from earthgraph.training.checkpoint_io import AtomicCheckpointIO
+    from earthgraph.training.cli import main
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpt" / "last.ckpt"
+    io.save_checkpoint({"global_step": 4, "w": torch.ones(3)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"global_step": 8, "bad": Unpicklable()}, path)
+    assert torch.load(path, weights_only=False)["global_step"] == 4, "the previous checkpoint survives"
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"], "no half-written debris"
+    out, _ = small_osse
+    cli = main(["--trainer.logger", "false", "--trainer.accelerator", "cpu", "--data.store", str(out / "obs.zarr"),
+                "--data.train_period", "[2020-03-01, 2020-03-09]", "--data.val_period", "[2020-03-09, 2020-03-11]",
+                "--model.nside", "4"], run=False)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

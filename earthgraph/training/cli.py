@@ -1,13 +1,15 @@
-"""``train.py``'s LightningCLI: fit / validate / test with YAML configs."""
+"""``train.py``'s LightningCLI: fit / validate / test / predict with YAML configs."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
-from earthgraph.training.checkpoint_io import AtomicCheckpointIO
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
+from earthgraph.training.writers import ForecastWriter
 
 
 class EarthgraphCLI(LightningCLI):
@@ -32,7 +34,16 @@ class EarthgraphCLI(LightningCLI):
     def after_test(self) -> None:
         self._finish_wandb()
 
+    def before_predict(self) -> None:
+        # `train.py predict` writes its forecasts without extra configuration.
+        if not any(isinstance(cb, ForecastWriter) for cb in self.trainer.callbacks):
+            self.trainer.callbacks.append(ForecastWriter(str(Path(self.trainer.default_root_dir) / "predictions")))
 
-def main(args: list[str] | None = None) -> EarthgraphCLI:
-    return EarthgraphCLI(ForecastModule, ObservationDataModule, save_config_kwargs={"overwrite": True}, args=args,
-                         trainer_defaults={"plugins": [AtomicCheckpointIO()]})
+    def after_predict(self) -> None:
+        self._finish_wandb()
+
+
+def main(args: list[str] | None = None, run: bool = True) -> EarthgraphCLI:
+    """``train.py``; with ``run=False`` only builds the model, data and trainer (no subcommand)."""
+    return EarthgraphCLI(ForecastModule, ObservationDataModule, save_config_kwargs={"overwrite": True}, args=args, run=run,
+                         trainer_defaults={"plugins": [{"class_path": "earthgraph.training.checkpoint_io.AtomicCheckpointIO"}]})

@@ -52,6 +52,7 @@ class ObservationDataModule(L.LightningDataModule):
     observations of each type per window in training (an unbiased estimate of
     the loss at a fraction of the decoder's cost). Validation and test use all.
     ``store`` is a local path or an fsspec URL (``storage_options`` for its filesystem).
+    ``predict_period`` (default: the test period) holds the initialisations ``predict`` forecasts from.
     """
 
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
@@ -59,7 +60,7 @@ class ObservationDataModule(L.LightningDataModule):
                  batch_size: int = 4, num_workers: int = 0, stride_hours: float = 3.0,
                  dropout: dict[str, float] | str | None = None, max_targets_per_type: int | None = None,
                  input_windows: int = 1, seed: int = 0, in_memory: bool = True,
-                 storage_options: dict | None = None):
+                 storage_options: dict | None = None, predict_period: tuple[str, str] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.store = ObservationStore(store, storage_options)
@@ -90,6 +91,11 @@ class ObservationDataModule(L.LightningDataModule):
             self._datasets["val"] = self._dataset(hp.val_period, hp.window_hours)
         if stage in (None, "test") and hp.test_period:
             self._datasets["test"] = self._dataset(hp.test_period, hp.window_hours)
+        if stage == "predict":
+            period = hp.predict_period or hp.test_period
+            if not period:
+                raise ValueError("predict needs data.predict_period (or data.test_period): [start, end)")
+            self._datasets["predict"] = self._dataset(period, hp.window_hours)
 
     def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
@@ -126,3 +132,6 @@ class ObservationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

@@ -12,6 +12,7 @@ from earthgraph.forecaster import GraphDOPForecaster
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.rollout import check_curriculum, rollout_windows
 from earthgraph.training.run_info import data_summary, git_revision, graph_summary
+from earthgraph.training.writers import observation_forecasts
 
 
 class ForecastModule(L.LightningModule):
@@ -30,7 +31,7 @@ class ForecastModule(L.LightningModule):
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
                  max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
-                 rollout_curriculum: dict[int, int] | None = None):
+                 rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -45,7 +46,12 @@ class ForecastModule(L.LightningModule):
                                         budgets=budgets, transport_substeps=transport_substeps, processor=processor,
                                         attention_heads=attention_heads, activation_checkpointing=activation_checkpointing,
                                         ensemble_members=ensemble_members, noise_dim=noise_dim)
-        self.type_weights = type_weights or {}
+        # A type's weight in the loss: its own (type_weights) times its sphere's (sphere_weights).
+        unknown = set(sphere_weights or {}) - {s["sphere"] for s in schema.values()}
+        if unknown:
+            raise ValueError(f"sphere_weights names spheres no observation type has: {sorted(unknown)}")
+        self.type_weights = {name: (type_weights or {}).get(name, 1.0) * (sphere_weights or {}).get(s["sphere"], 1.0)
+                             for name, s in schema.items()}
         self.nonfinite_in_a_row = self.skipped_steps = 0
         check_curriculum(rollout_curriculum)
 
@@ -120,6 +126,10 @@ class ForecastModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Forecasts at the batch's target observations (see ``training.writers``)."""
+        return observation_forecasts(self, batch)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # The gradient norm before clipping: the first thing to look at when training misbehaves.
