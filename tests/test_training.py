@@ -98,11 +98,11 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
     assert len(config["git"]["commit"] or "") in (0, 40)  # a checkout records its commit
 
 
-def test_train_cli_fits_and_writes_a_checkpoint(small_osse, tmp_path):
-    out, _ = small_osse
+def _fit_with_cli(tmp_path, out, seed: int, trainer_extra: str = "") -> subprocess.CompletedProcess:
+    """Run ``train.py fit`` on a tiny config (3 steps, checkpoints in tmp_path/ckpt)."""
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(f"""
-seed_everything: 1
+seed_everything: {seed}
 trainer:
   max_steps: 3
   accelerator: cpu
@@ -113,6 +113,7 @@ trainer:
   callbacks:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}
+{trainer_extra}
 model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
 data:
   store: {out}/obs.zarr
@@ -124,6 +125,12 @@ data:
     proc = subprocess.run([sys.executable, "train.py", "fit", "--config", str(cfg)], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_train_cli_fits_and_writes_a_checkpoint(small_osse, tmp_path):
+    out, _ = small_osse
+    _fit_with_cli(tmp_path, out, seed=1)
     ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
     assert set(ckpt["hyper_parameters"]["schema"]) >= {"synop", "drifter", "seaice_conc", "geo_ir"}
@@ -217,31 +224,7 @@ def test_the_rollout_curriculum_lengthens_training_windows(small_osse, tmp_path)
 
 def test_ddp_on_two_cpu_processes_trains_and_checkpoints(small_osse, tmp_path):
     out, _ = small_osse
-    cfg = tmp_path / "ddp.yaml"
-    cfg.write_text(f"""
-seed_everything: 3
-trainer:
-  max_steps: 3
-  accelerator: cpu
-  devices: 2
-  strategy: ddp
-  limit_val_batches: 2
-  enable_progress_bar: false
-  default_root_dir: {tmp_path}
-  logger: false
-  callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
-data:
-  store: {out}/obs.zarr
-  train_period: [2020-03-01, 2020-03-09]
-  val_period: [2020-03-09, 2020-03-11]
-  batch_size: 2
-""")
-    proc = subprocess.run([sys.executable, "train.py", "fit", "--config", str(cfg)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _fit_with_cli(tmp_path, out, seed=3, trainer_extra="  devices: 2\n  strategy: ddp")
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stderr + proc.stdout
     ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
