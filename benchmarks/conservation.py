@@ -15,6 +15,12 @@ before the baseline's total becomes non-finite, if it does, given as
 the time per step.
 
     python benchmarks/conservation.py [--steps 1000] [--nside 16] [--multiscale-levels 3]
+        [--checkpoint outputs/small/checkpoints/last.ckpt --data-dir outputs/quickstart/data --days 60]
+
+With ``--checkpoint`` a trained model with budgets also forecasts 60 days from
+its first test initialisation; the JSON line then holds
+``trained_water_relative_drift_60_days`` and the nature run's own
+``truth_water_relative_change`` over those days.
 """
 
 from __future__ import annotations
@@ -61,8 +67,55 @@ def rollout(transport: ConservativeTransport, mesh: MeshGraph, steps: int, laten
             "ms_per_step": 1e3 * seconds / steps}
 
 
+def trained_rollout(checkpoint: str, data_dir: str, days: float) -> dict:
+    """A trained model with budgets, forecasting ``days`` ahead from the first
+    initialisation of its test period: each budget's total drift, beside the nature
+    run's own water total over the same days."""
+    import xarray as xr
+
+    from earthgraph.data.store import ObservationStore
+    from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between
+    from earthgraph.training.module import ForecastModule
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    period = ckpt.get("datamodule_hyper_parameters", {}).get("test_period")
+    module = ForecastModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    model = module.model.eval()
+    if model.transport is None:
+        raise SystemExit(f"{checkpoint}: the model has no budgets (model.budgets) to check")
+    store = ObservationStore(f"{data_dir}/obs.zarr").load()
+    input_windows = int(ckpt.get("datamodule_hyper_parameters", {}).get("input_windows", 1))
+    init = int(init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), module.hparams.window_hours, 1,
+                                  module.hparams.window_hours, store.time_range, input_windows)[0])
+    dataset = WindowDataset(store, np.array([init]), model.schema, module.hparams.window_hours, 1,
+                            input_windows=input_windows)
+    batch = collate_windows([{"init_time": init, "inputs": dataset.input_window(init), "targets": []}])
+    windows = int(round(days * 24 / module.hparams.window_hours))
+    with torch.no_grad():
+        state = model.encode(batch["inputs"], batch["init_time"])
+        start = {k: float(v[0]) for k, v in model.budget_totals(state).items()}
+        worst = {k: 0.0 for k in start}
+        for k in range(windows):
+            state = model.step(state, batch["init_time"] + k * model.window_seconds)
+            for name, total in model.budget_totals(state).items():
+                worst[name] = max(worst[name], abs(float(total[0]) - start[name]) / start[name])
+        end = {k: float(v[0]) for k, v in model.budget_totals(state).items()}
+    truth = xr.open_zarr(f"{data_dir}/truth.zarr", consolidated=False)["water_total"]
+    t0 = np.datetime64(init, "s")
+    covered = truth.sel(time=slice(t0, t0 + np.timedelta64(int(days * 86400), "s")))
+    span = covered.values.astype(np.float64)
+    truth_days = float((covered.time.values[-1] - covered.time.values[0]) / np.timedelta64(1, "D")) if len(span) else 0.0
+    return {"init": str(t0), "days": days, "windows": windows,
+            "drift": {k: abs(end[k] - start[k]) / start[k] for k in start}, "max_drift": worst,
+            "truth_water_relative_change": float(np.abs(span - span[0]).max() / span[0]) if len(span) else None,
+            "truth_days": truth_days}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", help="also roll out this trained model (with budgets) for --days")
+    ap.add_argument("--data-dir", help="its data: obs.zarr and truth.zarr (with --checkpoint)")
+    ap.add_argument("--days", type=float, default=60.0)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--nside", type=int, default=16)
     ap.add_argument("--multiscale-levels", type=int, default=3)
@@ -83,6 +136,14 @@ def main() -> None:
         print(f"{name:28}{r['drift']:16.3e}{r['per_step_max']:18.3e}{r['lowest']:15.3e}{r['ms_per_step']:9.2f}")
         if r["first_nonfinite_step"] is not None:
             print(f"{'':28}(total non-finite from step {r['first_nonfinite_step']}; drift shown up to the step before)")
+    trained = None
+    if args.checkpoint:
+        trained = trained_rollout(args.checkpoint, args.data_dir, args.days)
+        print(f"trained model, {trained['days']:g}-day forecast from {trained['init']} ({trained['windows']} windows): "
+              + ", ".join(f"{k} drift {v:.2e} (largest on the way {trained['max_drift'][k]:.2e})"
+                          for k, v in trained["drift"].items())
+              + f"; the nature run's water total changed by {trained['truth_water_relative_change']:.2e} over the "
+              f"{trained['truth_days']:g} days its truth covers")
     print(json.dumps({
         "steps": args.steps, "nside": args.nside, "nodes": mesh.npix, "pairs": int(len(mesh.pair_i)),
         f"relative_drift_fp32_{args.steps}_steps": ours["drift"],
@@ -94,6 +155,10 @@ def main() -> None:
         "baseline_first_nonfinite_step": base["first_nonfinite_step"],
         "drift_ratio_baseline_over_conservative": base["drift"] / max(ours["drift"], 1e-300),
         "ms_per_step": ours["ms_per_step"], "baseline_ms_per_step": base["ms_per_step"],
+        **({} if trained is None else {
+            f"trained_water_relative_drift_{trained['days']:g}_days": trained["drift"].get("water"),
+            f"trained_water_max_relative_drift_{trained['days']:g}_days": trained["max_drift"].get("water"),
+            "truth_water_relative_change": trained["truth_water_relative_change"], "truth_days": trained["truth_days"]}),
     }))
 
 
