@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
@@ -119,7 +120,8 @@ class ObservationDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict:
         """Where training is in the current epoch, saved in every checkpoint."""
-        if self.trainer is None or self._sampler is None or not self.trainer.training:
+        # While fitting (also in a validation run mid-epoch, where checkpoints are often saved).
+        if self.trainer is None or self._sampler is None or self.trainer.state.fn != TrainerFn.FITTING:
             return {}
         processed = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return {"epoch": self._sampler.epoch - 1, "samples": processed * self.hparams.batch_size}
