@@ -307,13 +307,14 @@ class GraphDOPForecaster(nn.Module):
         feats = {name: torch.cat([point_forcing(t, window_start, self.window_seconds), self.point_static(t.lat, t.lon)], dim=-1)
                  for name, t in targets.items()}
         out = self.decoder(state.h, targets, feats, self.mesh)
+        if self.observed_components:
+            density = state.amounts / self.mesh.areas.to(state.amounts.dtype).view(1, -1, 1)
         for name, pairs in self.observed_components.items():
             if name not in out or len(targets[name]) == 0:
                 continue
             t = targets[name]
             node, point = mesh_to_points(self.mesh.locate(t.lat, t.lon), self.mesh.neighbours, self.mesh.xyz,
                                          t.lat, t.lon, self.decoder_k)
-            density = state.amounts / self.mesh.areas.to(state.amounts.dtype).view(1, -1, 1)
             at_points = density[t.sample[point], node].view(len(t), self.decoder_k, -1).mean(dim=1)   # (n, C)
             pred = out[name].clone()
             stats = self.schema[name]

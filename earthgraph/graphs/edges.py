@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from earthgraph.graphs.sphere import lat_lon_to_xyz
+from earthgraph.graphs.sphere import candidate_chords2, lat_lon_to_xyz
 
 
 def candidate_nodes(containing: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
@@ -51,8 +51,7 @@ def mesh_to_points(containing: torch.Tensor, neighbours: torch.Tensor, node_xyz:
     if not 1 <= k <= cand.shape[1] - 1:
         raise ValueError(f"mesh_to_points: k must be in [1, {cand.shape[1] - 1}] for this mesh, got {k}")
     xyz = lat_lon_to_xyz(lat.double(), lon.double()).to(node_xyz.dtype)
-    d2 = (node_xyz[cand.clamp(min=0)] - xyz[:, None, :]).square().sum(-1)
-    d2 = torch.where(cand >= 0, d2, torch.full_like(d2, torch.inf))
+    d2 = candidate_chords2(node_xyz, cand, xyz)
     nearest = torch.topk(d2, k, dim=1, largest=False).indices
     nodes = torch.gather(cand, 1, nearest)
     point = torch.arange(len(lat), device=lat.device)[:, None].expand_as(nodes)

@@ -15,6 +15,7 @@ import healpy
 import numpy as np
 import torch
 
+from earthgraph.graphs.sphere import lat_lon_from_xyz
 from earthgraph.graphs.topology import canonical_pairs
 
 
@@ -49,7 +50,7 @@ def ang2pix_nested(nside: int, lat: torch.Tensor, lon: torch.Tensor) -> torch.Te
     ns = nside
 
     # Equatorial belt, |z| <= 2/3: (jp, jm) are the chart coordinates in which the
-    # pixels are unit squares (see ``equatorial_chart``).
+    # pixels are unit squares (see ``equatorial_pixel``; the remapping uses the same charts).
     jp = (ns * (0.5 + tt - 0.75 * z)).long()  # ascending edge line
     jm = (ns * (0.5 + tt + 0.75 * z)).long()  # descending edge line
     pix_eq = equatorial_pixel(ns, jp, jm)
@@ -115,12 +116,12 @@ class HealpixMesh:
     @cached_property
     def lat(self) -> np.ndarray:
         """(npix,) cell-centre latitude, radians."""
-        return np.arcsin(np.clip(self.xyz[:, 2], -1.0, 1.0))
+        return lat_lon_from_xyz(self.xyz)[0]
 
     @cached_property
     def lon(self) -> np.ndarray:
         """(npix,) cell-centre longitude, radians in [-pi, pi]."""
-        return np.arctan2(self.xyz[:, 1], self.xyz[:, 0])
+        return lat_lon_from_xyz(self.xyz)[1]
 
     @property
     def cell_area(self) -> float:

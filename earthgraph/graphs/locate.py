@@ -22,7 +22,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from earthgraph.graphs.healpix import HealpixMesh, ang2pix_nested
-from earthgraph.graphs.sphere import lat_lon_to_xyz
+from earthgraph.graphs.sphere import candidate_chords2, lat_lon_to_xyz
 
 DEFAULT_CHUNK = 1 << 20  # points per pass: bounds the (chunk, candidates, 3) gather
 
@@ -72,7 +72,6 @@ def nearest_in_buckets(node_xyz: torch.Tensor, table: torch.Tensor, lookup_nside
         la, lo = lat[s:s + chunk], lon[s:s + chunk]
         cand = table[ang2pix_nested(lookup_nside, la, lo)]                       # (m, C)
         p = lat_lon_to_xyz(la.double(), lo.double()).to(node_xyz.dtype)          # (m, 3)
-        d2 = (node_xyz[cand.clamp(min=0)] - p[:, None, :]).square().sum(-1)      # (m, C)
-        d2 = torch.where(cand >= 0, d2, torch.full_like(d2, torch.inf))
+        d2 = candidate_chords2(node_xyz, cand, p)                                 # (m, C)
         out[s:s + chunk] = torch.gather(cand, 1, d2.argmin(dim=1, keepdim=True)).squeeze(1)
     return out

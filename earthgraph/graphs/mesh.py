@@ -17,7 +17,7 @@ from earthgraph.graphs.cache import cached_arrays, default_cache_dir
 from earthgraph.graphs.healpix import HealpixMesh
 from earthgraph.graphs.icosahedral import IcosahedralMesh
 from earthgraph.graphs.locate import bucket_table
-from earthgraph.graphs.sphere import great_circle_distance
+from earthgraph.graphs.sphere import great_circle_distance, lat_lon_from_xyz
 from earthgraph.graphs.topology import DirectedEdges, check_processor_edges, directed_views
 
 MESH_KINDS = ("healpix", "icosahedral")
@@ -63,11 +63,11 @@ class MeshGraphData:
 
     @property
     def lat(self) -> np.ndarray:
-        return np.arcsin(np.clip(self.xyz[:, 2], -1.0, 1.0))
+        return lat_lon_from_xyz(self.xyz)[0]
 
     @property
     def lon(self) -> np.ndarray:
-        return np.arctan2(self.xyz[:, 1], self.xyz[:, 0])
+        return lat_lon_from_xyz(self.xyz)[1]
 
     def directed(self) -> DirectedEdges:
         return directed_views(self.pairs, self.num_nodes)

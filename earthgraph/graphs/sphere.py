@@ -23,6 +23,14 @@ def lat_lon_to_xyz(lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
     return torch.stack([cl * torch.cos(lon), cl * torch.sin(lon), torch.sin(lat)], dim=-1)
 
 
+def candidate_chords2(node_xyz: torch.Tensor, candidates: torch.Tensor, points_xyz: torch.Tensor) -> torch.Tensor:
+    """(n, C) squared chord distance from each point (n, 3) to its candidate nodes
+    (n, C) indices into ``node_xyz``, -1 padded; padding is +inf. Differences are taken
+    before squaring, so float32 resolves distances to ~1e-7 rad (a dot product would not)."""
+    d2 = (node_xyz[candidates.clamp(min=0)] - points_xyz[:, None, :]).square().sum(-1)
+    return torch.where(candidates >= 0, d2, torch.full_like(d2, torch.inf))
+
+
 def lat_lon_from_xyz(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(..., 3) unit vectors -> latitude, longitude in [-pi, pi] (radians)."""
     return np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0)), np.arctan2(xyz[..., 1], xyz[..., 0])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import lightning as L
-from lightning.pytorch.trainer.states import TrainerFn
 import numpy as np
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Sampler
 
 from earthgraph.data.store import ObservationStore
