@@ -8,7 +8,7 @@ QS := outputs/quickstart
 export WANDB_MODE := offline
 export WANDB_SILENT := true
 
-.PHONY: setup quickstart small data train evaluate test clean
+.PHONY: setup quickstart small data gpu-data train evaluate test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ small: setup
 	test -d $(QS)/data || $(MAKE) --no-print-directory data
 	$(BIN)/python train.py fit --config configs/small.yaml
 	$(BIN)/python evaluate.py --checkpoint outputs/small/checkpoints/last.ckpt --data-dir $(QS)/data --out outputs/small
+
+# Data for configs/gpu.yaml: the default chaotic nature run on its 64x128 grid, every
+# observing system at full density (about 34,000 observations per window).
+gpu-data: setup
+	$(BIN)/python -m earthgraph.data generate --out outputs/gpu/data --days 365 --seed 0
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -8,6 +8,7 @@ so that a checkpoint is self-describing.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from earthgraph.graphs.healpix import ang2pix_nested
 from earthgraph.graphs.locate import nearest_in_buckets
 from earthgraph.graphs.mesh import mesh_graph
 from earthgraph.graphs.remap import ConservativeRemap, grid_remap, nearest_grid_cell, regular_grid_spacing
+from earthgraph.graphs.topology import csr_grouping
+from earthgraph.kernels import HalfEdges, Segments, check_backend, gather, use_backend
 from earthgraph.processors import GraphTransformerProcessor, InteractionNetworkProcessor
 from earthgraph.processors.conservation import ConservativeTransport, InitialAmounts, budget_totals, parse_budgets
 
@@ -90,9 +93,42 @@ class MeshGraph(nn.Module):
             "pair_features": edge_features(xyz[data.pairs[:, 0]], xyz[data.pairs[:, 1]], data.spacing).float(),
             "pair_features_reverse": edge_features(xyz[data.pairs[:, 1]], xyz[data.pairs[:, 0]], data.spacing).float(),
         }
+        # CSR views of the pairs' ends, for the deterministic kernels.
+        for end in ("i", "j"):
+            ptr, order = csr_grouping(data.pairs[:, 0 if end == "i" else 1], data.num_nodes)
+            buffers[f"pair_{end}_ptr"] = torch.from_numpy(ptr)
+            buffers[f"pair_{end}_order"] = torch.from_numpy(order) if order is not None else None
+        buffers["half_edge_pair"] = torch.from_numpy(d.pair)
+        buffers["half_edge_sign"] = torch.from_numpy(d.sign).float()
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
         self.geometry = data
+
+    # The groupings the message-passing ops take (cheap views of the buffers, built on
+    # access so that they follow the buffers to any device).
+    @property
+    def receiver_segments(self) -> Segments:
+        """The directed edges grouped by receiver (they are sorted so)."""
+        return Segments(self.receivers, self.npix, ptr=self.receiver_ptr)
+
+    @property
+    def sender_segments(self) -> Segments:
+        """The directed edges grouped by sender."""
+        return Segments(self.senders, self.npix, ptr=self.sender_ptr, order=self.by_sender)
+
+    @property
+    def pair_i_segments(self) -> Segments:
+        return Segments(self.pair_i, self.npix, ptr=self.pair_i_ptr, order=self.pair_i_order)
+
+    @property
+    def pair_j_segments(self) -> Segments:
+        return Segments(self.pair_j, self.npix, ptr=self.pair_j_ptr, order=self.pair_j_order)
+
+    @property
+    def half_edges(self) -> HalfEdges:
+        """The conservative flux graph: each pair's flux enters ``pair_j`` and leaves ``pair_i``."""
+        return HalfEdges(self.pair_i, self.pair_j, self.npix, self.receiver_ptr, self.half_edge_pair,
+                         self.half_edge_sign)
 
     def locate(self, lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
         """(n,) radians -> (n,) index of the mesh cell containing each point, on their device."""
@@ -178,6 +214,17 @@ class PointStatics(nn.Module):
         return self.table[cell]
 
 
+def with_kernel_backend(method):
+    """Run a forecaster method with the model's ``kernel_backend`` for every aggregation op."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with use_backend(self.kernel_backend):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class GraphDOPForecaster(nn.Module):
     """Observations of one window in, observations (or any points) of later windows out.
 
@@ -200,6 +247,9 @@ class GraphDOPForecaster(nn.Module):
     ensemble_members: > 1 makes an ensemble whose members differ by Gaussian noise
         (``noise_dim`` features, projected) added to the latents at every window;
         predictions then gain a leading member dimension and train with the fair CRPS.
+    kernel_backend: how aggregations run (:mod:`earthgraph.kernels.backends`): 'auto'
+        (deterministic Triton kernels on a GPU, torch on the CPU), 'triton', 'cuda',
+        'torch' or 'torch_scatter'.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -208,8 +258,9 @@ class GraphDOPForecaster(nn.Module):
                  mesh_level: int = 4, multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
-                 ensemble_members: int = 1, noise_dim: int = 8):
+                 ensemble_members: int = 1, noise_dim: int = 8, kernel_backend: str = "auto"):
         super().__init__()
+        self.kernel_backend = check_backend(kernel_backend)
         if ensemble_members < 1:
             raise ValueError(f"ensemble_members must be >= 1, got {ensemble_members}")
         self.members = ensemble_members
@@ -267,6 +318,7 @@ class GraphDOPForecaster(nn.Module):
     def _forcing(self, window_start: torch.Tensor) -> torch.Tensor:
         return window_forcing(self.mesh.lat, self.mesh.lon, window_start, self.window_seconds)
 
+    @with_kernel_backend
     def encode(self, inputs: dict[str, ObsSet], init_time: torch.Tensor) -> ModelState:
         """State at ``init_time`` from the observations of the window before it."""
         start = init_time - self.window_seconds
@@ -279,6 +331,7 @@ class GraphDOPForecaster(nn.Module):
             amounts = amounts.repeat(self.members, 1, 1) if amounts is not None else None
         return ModelState(h, amounts)
 
+    @with_kernel_backend
     def step(self, state: ModelState, window_start: torch.Tensor) -> ModelState:
         """Advance the state into the window beginning at ``window_start``; budgets move only
         by conservative transport."""
@@ -291,6 +344,7 @@ class GraphDOPForecaster(nn.Module):
         h, amounts = self.transport(h, state.amounts, self.mesh)
         return ModelState(h, amounts)
 
+    @with_kernel_backend
     def decode(self, state: ModelState, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised predictions at the target points: (n, C) per type, or (members, n, C)
         for an ensemble. Channels a budget observes are its component's density there
@@ -315,7 +369,8 @@ class GraphDOPForecaster(nn.Module):
             t = targets[name]
             node, point = mesh_to_points(self.mesh.locate(t.lat, t.lon), self.mesh.neighbours, self.mesh.xyz,
                                          t.lat, t.lon, self.decoder_k)
-            at_points = density[t.sample[point], node].view(len(t), self.decoder_k, -1).mean(dim=1)   # (n, C)
+            rows = Segments(t.sample[point] * density.shape[1] + node, density.shape[0] * density.shape[1])
+            at_points = gather(density.flatten(0, 1), rows).view(len(t), self.decoder_k, -1).mean(dim=1)   # (n, C)
             pred = out[name].clone()
             stats = self.schema[name]
             for k, column in pairs:
@@ -329,6 +384,7 @@ class GraphDOPForecaster(nn.Module):
             return {}
         return budget_totals(state.amounts, self.transport.budget_slices())
 
+    @with_kernel_backend
     def forward(self, inputs: dict[str, ObsSet], init_time: torch.Tensor,
                 targets: list[dict[str, ObsSet]]) -> list[dict[str, torch.Tensor]]:
         """Predict the normalised values of ``targets[k]`` (window k+1 after init)."""

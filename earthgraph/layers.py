@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from earthgraph.kernels import Segments, edge_layer
+
 
 class MLP(nn.Sequential):
     """Linear -> SiLU -> ... -> Linear, optionally followed by LayerNorm (as GraphCast)."""
@@ -19,11 +21,6 @@ class MLP(nn.Sequential):
         if layer_norm:
             mods.append(nn.LayerNorm(out_dim))
         super().__init__(*mods)
-
-
-def gather_nodes(h: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """h (B, N, F), index (E,) -> (B, E, F)."""
-    return h.index_select(1, index)
 
 
 class EdgeMessage(nn.Module):
@@ -41,6 +38,7 @@ class EdgeMessage(nn.Module):
         self.sender = nn.Linear(latent_dim, latent_dim)
         self.edge = nn.Linear(edge_dim, latent_dim, bias=False)
 
-    def forward(self, x: torch.Tensor, senders: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
-        """x (S, F) sender latents, senders (E,), edge_features (E, edge_dim) -> (E, F)."""
-        return nn.functional.silu(self.sender(x).index_select(0, senders) + self.edge(edge_features))
+    def forward(self, x: torch.Tensor, senders: Segments, edge_features: torch.Tensor) -> torch.Tensor:
+        """x (S, F) sender latents; senders: the sender of each of the E edges, grouped
+        over the S senders; edge_features (E, edge_dim) -> (E, F)."""
+        return edge_layer(edge_features, self.edge.weight, None, self.sender(x), senders)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Without a GPU the Triton kernels are tested in Triton's interpreter, which triton
+# switches on when a kernel is defined: this must come before anything imports them.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from earthgraph.data.generate import generate_osse  # noqa: E402
 from earthgraph.data.nature_run import NatureRunConfig  # noqa: E402

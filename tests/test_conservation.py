@@ -75,7 +75,7 @@ def test_flux_direction_flips_when_the_ends_are_swapped(mesh):
     v, _ = transport.rates(h, mesh)
 
     class Swapped:
-        pair_i, pair_j = mesh.pair_j, mesh.pair_i
+        pair_i_segments, pair_j_segments = mesh.pair_j_segments, mesh.pair_i_segments
         pair_features, pair_features_reverse = mesh.pair_features_reverse, mesh.pair_features
 
     v_swapped, _ = transport.rates(h, Swapped)

@@ -171,18 +171,6 @@ def test_the_forecaster_runs_on_either_mesh_with_multiscale_edges(mesh, extra, t
     assert all(p.grad is not None for p in model.processor.parameters())
 
 
-def test_segment_softmax_normalises_each_segment_and_survives_large_scores():
-    from earthgraph.kernels import segment_softmax
-
-    index = torch.tensor([0, 0, 1, 1, 1, 3])
-    scores = torch.tensor([[1.0, 1000.0], [2.0, 1001.0], [0.0, -5.0], [0.0, 3.0], [1.0, 2.0], [7.0, 7.0]])
-    w = segment_softmax(scores, index, 4)
-    torch.testing.assert_close(w[:2, 0], torch.softmax(scores[:2, 0], 0))
-    torch.testing.assert_close(w[:2, 1], torch.softmax(scores[:2, 1], 0))
-    torch.testing.assert_close(w[2:5, 1], torch.softmax(scores[2:5, 1], 0))
-    assert torch.isfinite(w).all() and torch.allclose(w[5], torch.ones(2))
-
-
 @pytest.mark.parametrize("processor", ["interaction", "transformer"])
 def test_processors_train_with_checkpointing_and_run_under_bf16_autocast(processor, tmp_path):
     def build(checkpointing):

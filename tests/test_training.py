@@ -370,3 +370,22 @@ def test_checkpoints_are_replaced_atomically_and_the_cli_uses_it(small_osse, tmp
                 "--data.train_period", "[2020-03-01, 2020-03-09]", "--data.val_period", "[2020-03-09, 2020-03-11]",
                 "--model.nside", "4"], run=False)
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_committed_config_parses_with_the_cli(config):
+    # A typo in a key, a wrong class path or a bad type fails here, before anyone's
+    # GPU hour does (the configs name stores that need not exist yet).
+    proc = subprocess.run([sys.executable, "train.py", "fit", "--config", f"configs/{config}", "--print_config"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+
+    written = yaml.safe_load((REPO / "configs" / config).read_text())
+    parsed = yaml.safe_load(proc.stdout)
+    for section in ("model", "data"):
+        for key, value in written[section].items():
+            got = parsed[section][key]
+            if isinstance(value, dict):  # YAML mapping keys may come back as strings
+                value, got = {str(k): v for k, v in value.items()}, {str(k): v for k, v in got.items()}
+            assert got == value, f"{config}: {section}.{key} read as {got!r}, written {value!r}"

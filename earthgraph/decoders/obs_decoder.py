@@ -14,7 +14,7 @@ from torch import nn
 from earthgraph.data.batch import ObsSet
 from earthgraph.graphs.edges import edge_features, mesh_to_points
 from earthgraph.graphs.sphere import lat_lon_to_xyz
-from earthgraph.kernels import segment_mean
+from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
 POSITION_FEATURES = 4  # xyz and time in window
@@ -47,8 +47,8 @@ class ObservationDecoder(nn.Module):
             node, point = mesh_to_points(mesh.locate(t.lat, t.lon), mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
             xyz = lat_lon_to_xyz(t.lat, t.lon)
             ef = edge_features(mesh.xyz[node], xyz[point], mesh.spacing)
-            msg = self.message(flat, t.sample[point] * n + node, ef)
-            z = segment_mean(msg, point, len(t))
+            msg = self.message(flat, Segments(t.sample[point] * n + node, b * n), ef)
+            z = segment_mean(msg, Segments(point, len(t), is_sorted=True))  # edges grouped by point
             x = torch.cat([z, xyz, t.time[:, None], target_features[name], t.meta], dim=1)
             out[name] = self.heads[name](x)
         return out

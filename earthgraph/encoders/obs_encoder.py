@@ -18,7 +18,7 @@ from torch import nn
 from earthgraph.data.batch import ObsSet
 from earthgraph.graphs.edges import edge_features, points_to_mesh
 from earthgraph.graphs.sphere import lat_lon_to_xyz
-from earthgraph.kernels import segment_mean
+from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
 POINT_FEATURES = 4  # xyz + time in window
@@ -68,9 +68,9 @@ class ObservationEncoder(nn.Module):
             emb = self.embed[name](x)
             point, node = points_to_mesh(mesh.locate(o.lat, o.lon), mesh.neighbours, self.neighbours)
             ef = edge_features(xyz[point], mesh.xyz[node], mesh.spacing)
-            msg = self.message[name](emb, point, ef)
+            msg = self.message[name](emb, Segments(point, len(o), is_sorted=True), ef)  # edges grouped by point
             target = o.sample[point] * n + node
-            agg = agg + self.gate[k] * segment_mean(msg, target, b * n)
+            agg = agg + self.gate[k] * segment_mean(msg, Segments(target, b * n))
             counts.append(torch.log1p(torch.bincount(target, minlength=b * n).to(agg.dtype)))
         x = torch.cat([agg.view(b, n, d), node_features, torch.stack(counts, dim=-1).view(b, n, -1)], dim=-1)
         return self.node(x)

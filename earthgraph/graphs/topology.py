@@ -74,6 +74,15 @@ def directed_views(pairs: np.ndarray, num_nodes: int) -> DirectedEdges:
     return DirectedEdges(num_nodes, senders, receivers, ptr(receivers), by_sender, ptr(senders), reverse, pair, sign)
 
 
+def csr_grouping(index: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """CSR view of rows grouped by ``index`` (E,): ``ptr`` (N+1,) offsets into the rows in
+    node order, and that order (a stable argsort), or None when ``index`` is sorted."""
+    index = np.asarray(index, np.int64)
+    order = None if np.all(index[1:] >= index[:-1]) else np.argsort(index, kind="stable")
+    counts = np.bincount(index, minlength=num_nodes)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), order
+
+
 def component_count(pairs: np.ndarray, num_nodes: int) -> int:
     """Number of connected components of the undirected graph."""
     m = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(num_nodes, num_nodes))

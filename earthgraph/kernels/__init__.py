@@ -1,9 +1,18 @@
-"""Aggregation ops used by every message-passing layer.
+"""Aggregation ops used by every message-passing layer, on a selectable backend.
 
-This first version provides the CPU/torch reference backend; custom GPU
-kernels (Triton, CUDA) register behind the same functions.
+``segment_sum``, ``gather``, ``flux_scatter`` (and its adjoint ``pair_difference``) and
+``edge_layer`` run as plain torch code on the ``torch`` backend and as deterministic
+custom kernels (Triton; the segment-sum also in CUDA C++) on the others; see
+:mod:`earthgraph.kernels.backends` for the choice and :mod:`earthgraph.kernels.ops`
+for the definitions.
 """
 
-from earthgraph.kernels.segment import segment_mean, segment_softmax, segment_sum
+from earthgraph.kernels.backends import BACKENDS, check_backend, get_backend, set_backend, use_backend
+from earthgraph.kernels.ops import edge_layer, flux_scatter, gather, pair_difference, segment_sum
+from earthgraph.kernels.segment import segment_mean, segment_softmax
+from earthgraph.kernels.segments import HalfEdges, Segments
 
-__all__ = ["segment_sum", "segment_mean", "segment_softmax"]
+__all__ = [
+    "BACKENDS", "HalfEdges", "check_backend", "Segments", "edge_layer", "flux_scatter", "gather", "get_backend", "pair_difference",
+    "segment_mean", "segment_softmax", "segment_sum", "set_backend", "use_backend",
+]

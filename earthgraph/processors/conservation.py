@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from earthgraph.kernels import segment_sum
+from earthgraph.kernels import flux_scatter, gather, segment_sum
 from earthgraph.layers import MLP
 
 # Scale the limiter's factor down by a few float32 epsilons so that rounding in the
@@ -132,7 +132,7 @@ class ConservativeTransport(nn.Module):
 
     def _edge_views(self, h: torch.Tensor, mesh) -> tuple[torch.Tensor, torch.Tensor]:
         """phi seen from i towards j and from j towards i, (B, P, C) each."""
-        hi, hj = h.index_select(1, mesh.pair_i), h.index_select(1, mesh.pair_j)
+        hi, hj = gather(h, mesh.pair_i_segments, dim=1), gather(h, mesh.pair_j_segments, dim=1)
         e_fwd = mesh.pair_features.unsqueeze(0).expand(h.shape[0], -1, -1)
         e_rev = mesh.pair_features_reverse.unsqueeze(0).expand(h.shape[0], -1, -1)
         return self.flux(torch.cat([hi, hj, e_fwd], -1)), self.flux(torch.cat([hj, hi, e_rev], -1))
@@ -142,31 +142,31 @@ class ConservativeTransport(nn.Module):
         upwind transport written as ordinary message passing, where each node sums
         the messages it computes itself (``phi`` from its own side of each edge), so
         what leaves one end is not exactly what arrives at the other. Not for models."""
-        n = m.shape[1]
         a, b = self._edge_views(h, mesh)
-        mi, mj = m.index_select(1, mesh.pair_i), m.index_select(1, mesh.pair_j)
+        at_i, at_j = mesh.pair_i_segments, mesh.pair_j_segments
+        mi, mj = gather(m, at_i, dim=1), gather(m, at_j, dim=1)
         f = self.max_fraction
         seen_by_i = f * (torch.relu(torch.tanh(a)) * mi - torch.relu(-torch.tanh(a)) * mj)   # i's view of i -> j
         seen_by_j = f * (torch.relu(-torch.tanh(b)) * mi - torch.relu(torch.tanh(b)) * mj)   # j's view of i -> j
-        return m + segment_sum(seen_by_j, mesh.pair_j, n, dim=1) - segment_sum(seen_by_i, mesh.pair_i, n, dim=1)
+        return m + segment_sum(seen_by_j, at_j, dim=1) - segment_sum(seen_by_i, at_i, dim=1)
 
     def transport(self, m: torch.Tensor, v: torch.Tensor, x: torch.Tensor | None, mesh) -> torch.Tensor:
         """One limited, conservative step of the amounts ``m`` (B, N, C)."""
-        n = m.shape[1]
-        mi, mj = m.index_select(1, mesh.pair_i), m.index_select(1, mesh.pair_j)
+        at_i, at_j = mesh.pair_i_segments, mesh.pair_j_segments
+        mi, mj = gather(m, at_i, dim=1), gather(m, at_j, dim=1)
         # Upwind: a positive velocity carries a fraction of i's amount to j, a negative one of j's to i.
         fwd = self.max_fraction * torch.relu(v) * mi        # i -> j, >= 0
         bwd = self.max_fraction * torch.relu(-v) * mj       # j -> i, >= 0
-        outgoing = segment_sum(fwd, mesh.pair_i, n, dim=1) + segment_sum(bwd, mesh.pair_j, n, dim=1)
+        outgoing = segment_sum(fwd, at_i, dim=1) + segment_sum(bwd, at_j, dim=1)
         if x is not None:
             give = self.max_fraction * torch.relu(x) * m.index_select(2, self.exchange_from)    # from -> to
             take = self.max_fraction * torch.relu(-x) * m.index_select(2, self.exchange_to)     # to -> from
             outgoing = outgoing.index_add(2, self.exchange_from, give).index_add(2, self.exchange_to, take)
         alpha = limit_outgoing(m, outgoing)
-        fwd = fwd * alpha.index_select(1, mesh.pair_i)
-        bwd = bwd * alpha.index_select(1, mesh.pair_j)
+        fwd = fwd * gather(alpha, at_i, dim=1)
+        bwd = bwd * gather(alpha, at_j, dim=1)
         net = fwd - bwd                                     # one signed flux per pair: i loses, j gains
-        delta = segment_sum(net, mesh.pair_j, n, dim=1) - segment_sum(net, mesh.pair_i, n, dim=1)
+        delta = flux_scatter(net, mesh.half_edges, dim=1)
         if x is not None:
             give = give * alpha.index_select(2, self.exchange_from)
             take = take * alpha.index_select(2, self.exchange_to)

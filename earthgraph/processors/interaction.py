@@ -12,13 +12,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from earthgraph.kernels import segment_sum
-from earthgraph.layers import MLP, gather_nodes
-
-
-def aggregate_edges(e: torch.Tensor, receivers: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    """Sum edge latents (B, E, F) into their receivers -> (B, N, F)."""
-    return segment_sum(e, receivers, num_nodes, dim=1)
+from earthgraph.kernels import edge_layer, segment_sum
+from earthgraph.layers import MLP
 
 
 class EdgeUpdate(nn.Module):
@@ -26,7 +21,8 @@ class EdgeUpdate(nn.Module):
 
     Its first layer is split into three linear maps; the node terms are
     computed once per node and gathered, so they cost N rather than E rows
-    (GraphCast's trick). Then SiLU, a second linear layer and LayerNorm.
+    (GraphCast's trick), and the sum and SiLU are one fused op
+    (:func:`earthgraph.kernels.edge_layer`). Then a second linear layer and LayerNorm.
     """
 
     def __init__(self, latent_dim: int, hidden: int):
@@ -34,10 +30,12 @@ class EdgeUpdate(nn.Module):
         self.edge = nn.Linear(latent_dim, hidden)
         self.sender = nn.Linear(latent_dim, hidden, bias=False)
         self.receiver = nn.Linear(latent_dim, hidden, bias=False)
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, latent_dim), nn.LayerNorm(latent_dim))
+        self.out = nn.Sequential(nn.Linear(hidden, latent_dim), nn.LayerNorm(latent_dim))
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, senders: torch.Tensor, receivers: torch.Tensor) -> torch.Tensor:
-        x = self.edge(e) + gather_nodes(self.sender(h), senders) + gather_nodes(self.receiver(h), receivers)
+    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh) -> torch.Tensor:
+        """h (B, N, F) nodes, e (B, E, F) edges (a broadcast view is fine) -> (B, E, F)."""
+        x = edge_layer(e, self.edge.weight, self.edge.bias, self.sender(h), mesh.sender_segments,
+                       self.receiver(h), mesh.receiver_segments)
         return self.out(x)
 
 
@@ -47,10 +45,11 @@ class InteractionLayer(nn.Module):
         self.edge_mlp = EdgeUpdate(latent_dim, hidden)
         self.node_mlp = MLP(2 * latent_dim, latent_dim, hidden)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, senders: torch.Tensor, receivers: torch.Tensor):
-        """h (B, N, F) nodes, e (B, E, F) edges -> updated (h, e)."""
-        e_new = e + self.edge_mlp(h, e, senders, receivers)
-        h_new = h + self.node_mlp(torch.cat([h, aggregate_edges(e_new, receivers, h.shape[1])], dim=-1))
+    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh):
+        """h (B, N, F) nodes, e (B, E, F) edges -> updated (h, e); edges are summed into
+        their receivers."""
+        e_new = e + self.edge_mlp(h, e, mesh)
+        h_new = h + self.node_mlp(torch.cat([h, segment_sum(e_new, mesh.receiver_segments, dim=1)], dim=-1))
         return h_new, e_new
 
 
@@ -73,7 +72,7 @@ class InteractionNetworkProcessor(nn.Module):
         e = self.edge_embed(mesh.edge_features).unsqueeze(0).expand(h.shape[0], -1, -1)
         for layer in self.layers:
             if self.checkpointing and torch.is_grad_enabled():
-                h, e = torch.utils.checkpoint.checkpoint(layer, h, e, mesh.senders, mesh.receivers, use_reentrant=False)
+                h, e = torch.utils.checkpoint.checkpoint(layer, h, e, mesh, use_reentrant=False)
             else:
-                h, e = layer(h, e, mesh.senders, mesh.receivers)
+                h, e = layer(h, e, mesh)
         return h

@@ -14,8 +14,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from earthgraph.kernels import segment_softmax, segment_sum
-from earthgraph.layers import MLP, gather_nodes
+from earthgraph.kernels import gather, segment_softmax, segment_sum
+from earthgraph.layers import MLP
 
 
 class GraphTransformerLayer(nn.Module):
@@ -32,18 +32,19 @@ class GraphTransformerLayer(nn.Module):
         self.mlp = MLP(latent_dim, latent_dim, hidden, layer_norm=False)
         self.mlp_norm = nn.LayerNorm(latent_dim)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, senders: torch.Tensor, receivers: torch.Tensor) -> torch.Tensor:
-        """h (B, N, F); e (E, edge_dim) edge features; senders, receivers (E,). Returns (B, N, F)."""
+    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh) -> torch.Tensor:
+        """h (B, N, F); e (E, edge_dim) edge features of the mesh's edges. Returns (B, N, F)."""
         b, n, f = h.shape
+        receivers = mesh.receiver_segments
         x = self.norm(h)
-        q = gather_nodes(self.query(x), receivers)                                   # (B, E, F)
-        k, v = (gather_nodes(self.key_value(x), senders) + self.edge_key_value(e)).chunk(2, dim=-1)
+        q = gather(self.query(x), receivers, dim=1)                                  # (B, E, F)
+        k, v = (gather(self.key_value(x), mesh.sender_segments, dim=1) + self.edge_key_value(e)).chunk(2, dim=-1)
         shape = (b, -1, self.heads, self.head_dim)
         q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
         score = (q * k).sum(-1) / math.sqrt(self.head_dim)                         # (B, E, H)
-        weight = segment_softmax(score, receivers, n, dim=1)
+        weight = segment_softmax(score, receivers, dim=1)
         msg = (weight.unsqueeze(-1) * v).reshape(b, -1, f)
-        h = h + self.out(segment_sum(msg, receivers, n, dim=1))
+        h = h + self.out(segment_sum(msg, receivers, dim=1))
         return h + self.mlp(self.mlp_norm(h))
 
 
@@ -62,8 +63,7 @@ class GraphTransformerProcessor(nn.Module):
         h = h + self.forcing(torch.cat([h, forcing], dim=-1))
         for layer in self.layers:
             if self.checkpointing and torch.is_grad_enabled():
-                h = torch.utils.checkpoint.checkpoint(layer, h, mesh.edge_features, mesh.senders, mesh.receivers,
-                                                      use_reentrant=False)
+                h = torch.utils.checkpoint.checkpoint(layer, h, mesh.edge_features, mesh, use_reentrant=False)
             else:
-                h = layer(h, mesh.edge_features, mesh.senders, mesh.receivers)
+                h = layer(h, mesh.edge_features, mesh)
         return h

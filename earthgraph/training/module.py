@@ -31,7 +31,8 @@ class ForecastModule(L.LightningModule):
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
                  max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
-                 rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None):
+                 rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
+                 kernel_backend: str = "auto"):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -45,7 +46,8 @@ class ForecastModule(L.LightningModule):
                                         multiscale_levels=multiscale_levels, graph_cache_dir=graph_cache_dir,
                                         budgets=budgets, transport_substeps=transport_substeps, processor=processor,
                                         attention_heads=attention_heads, activation_checkpointing=activation_checkpointing,
-                                        ensemble_members=ensemble_members, noise_dim=noise_dim)
+                                        ensemble_members=ensemble_members, noise_dim=noise_dim,
+                                        kernel_backend=kernel_backend)
         # A type's weight in the loss: its own (type_weights) times its sphere's (sphere_weights).
         unknown = set(sphere_weights or {}) - {s["sphere"] for s in schema.values()}
         if unknown:
