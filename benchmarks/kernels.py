@@ -166,7 +166,8 @@ def bench_segment_sum(args, device: torch.device, copy_gbps: float, results: dic
                         gbps = nbytes / (ms * 1e-3) / 1e9
                         key = f"segment_sum_{mode.replace('+', '_')}_{name}_e{e:.0e}_f{f}_{dname}".replace("+0", "")
                         results[key] = {"ms": ms, "gbps": gbps, "fraction_of_copy": gbps / copy_gbps}
-                        print(f"{e:>9} {f:>4} {dname:>5} {mode:>7} {name:>28} {ms:9.3f} {gbps:8.1f} {gbps / copy_gbps:8.3f}")
+                        print(f"{e:>9} {f:>4} {dname:>5} {mode:>7} {name:>28} {ms:9.3f} {gbps:8.1f} "
+                              f"{gbps / copy_gbps:8.3f}")
                 del values, grad_out
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -229,7 +230,8 @@ def synthetic_batch(schema: dict, n_obs: int, n_targets: int, device: torch.devi
 
     def obs(n, c, m):
         return ObsSet(values=torch.randn(n, c, generator=g), error=torch.full((n, c), 0.5),
-                      lat=torch.asin(torch.rand(n, generator=g) * 2 - 1), lon=(torch.rand(n, generator=g) * 2 - 1) * np.pi,
+                      lat=torch.asin(torch.rand(n, generator=g) * 2 - 1),
+                      lon=(torch.rand(n, generator=g) * 2 - 1) * np.pi,
                       time=torch.rand(n, generator=g), meta=torch.randn(n, m, generator=g),
                       sample=torch.zeros(n, dtype=torch.long)).to(device)
 
@@ -318,7 +320,8 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["segment_sum", "edge_layer", "processor", "train_step"])
     args = ap.parse_args()
     if args.quick:
-        args.sizes, args.features, args.dtypes, args.edge_sizes, args.edge_features = [10**4, 10**5], [64, 256], ["fp32"], [10**4], [64]
+        args.sizes, args.features, args.dtypes = [10**4, 10**5], [64, 256], ["fp32"]
+        args.edge_sizes, args.edge_features = [10**4], [64]
         args.nside, args.multiscale_levels, args.latent, args.processor_layers, args.train_obs = 8, 2, 32, 2, 5000
         args.repeats = min(args.repeats, 5)
     device = torch.device(args.device)

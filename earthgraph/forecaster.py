@@ -370,7 +370,8 @@ class GraphDOPForecaster(nn.Module):
         lat, lon = joined("lat"), joined("lon")
         points = ObsSet(values=lat.new_zeros((len(lat), 0)), error=lat.new_zeros((len(lat), 0)), lat=lat, lon=lon,
                         time=joined("time"), meta=lat.new_zeros((len(lat), 0)), sample=joined("sample"))
-        feats = torch.cat([point_forcing(points, window_start, self.window_seconds), self.point_static(lat, lon)], dim=-1)
+        feats = torch.cat([point_forcing(points, window_start, self.window_seconds), self.point_static(lat, lon)],
+                          dim=-1)
         return dict(zip(names, feats.split([len(targets[n]) for n in names])))
 
     def _decode_member(self, state: ModelState, targets: dict[str, ObsSet],

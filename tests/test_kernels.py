@@ -27,13 +27,17 @@ def tolerance(dtype: torch.dtype, backend: str = "triton") -> dict:
     if backend == "torch" and dtype == torch.bfloat16:
         return dict(rtol=2e-2, atol=1e-1)
     return TOLERANCE[dtype]
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+gpu = pytest.mark.gpu
 
 
 @pytest.fixture(autouse=True)
-def _interpreter_or_gpu():
-    if not torch.cuda.is_available() and not triton_interpreting():
-        pytest.skip("Triton kernels need a GPU or TRITON_INTERPRET=1 set before triton is imported")
+def _kernels_can_run(request):
+    if request.node.get_closest_marker("gpu"):
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+    elif not triton_interpreting():
+        pytest.skip("the CPU tests run the Triton kernels in Triton's interpreter: TRITON_INTERPRET=1 before triton "
+                    "is imported (tests/conftest.py sets it where there is no GPU)")
 
 
 def random_grouping(rows: int, segments: int, seed: int = 0, sort: bool = False, device="cpu") -> Segments:
@@ -384,8 +388,8 @@ def test_forecaster_on_triton_kernels_matches_the_torch_backend(processor):
     def run(backend):
         torch.manual_seed(0)
         model = GraphDOPForecaster(SCHEMA, nside=2, latent_dim=8, hidden_dim=8, processor_layers=1, processor=processor,
-                                   multiscale_levels=2, budgets={"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}},
-                                   graph_cache_dir=None, kernel_backend=backend)
+                                   multiscale_levels=2, graph_cache_dir=None, kernel_backend=backend,
+                                   budgets={"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}})
         out = model(inputs, init, targets)
         loss, _ = observation_loss(out, targets)
         loss.backward()

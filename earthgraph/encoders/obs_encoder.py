@@ -69,8 +69,8 @@ class ObservationEncoder(nn.Module):
             point, node = points_to_mesh(mesh.locate(o.lat, o.lon), mesh.neighbours, self.neighbours)
             ef = edge_features(xyz[point], mesh.xyz[node], mesh.spacing)
             msg = self.message[name](emb, Segments(point, len(o), is_sorted=True), ef)  # edges grouped by point
-            target = o.sample[point] * n + node
-            agg = agg + self.gate[k] * segment_mean(msg, Segments(target, b * n))
-            counts.append(torch.log1p(torch.bincount(target, minlength=b * n).to(agg.dtype)))
+            cells = Segments(o.sample[point] * n + node, b * n)  # the (sample, node) each edge reaches
+            agg = agg + self.gate[k] * segment_mean(msg, cells)
+            counts.append(torch.log1p(cells.counts().to(agg.dtype)))
         x = torch.cat([agg.view(b, n, d), node_features, torch.stack(counts, dim=-1).view(b, n, -1)], dim=-1)
         return self.node(x)

@@ -13,6 +13,7 @@ from earthgraph.kernels.segment import segment_mean, segment_softmax
 from earthgraph.kernels.segments import HalfEdges, Segments
 
 __all__ = [
-    "BACKENDS", "HalfEdges", "check_backend", "Segments", "edge_layer", "flux_scatter", "gather", "get_backend", "pair_difference",
+    "BACKENDS", "HalfEdges", "Segments", "check_backend", "edge_layer", "flux_scatter", "gather", "get_backend",
+    "pair_difference",
     "segment_mean", "segment_softmax", "segment_sum", "set_backend", "use_backend",
 ]

@@ -184,7 +184,10 @@ def _edge_layer_backward(ctx, grad):
         if broadcast:
             grad_edges = grad_edges.sum(0, keepdim=True)
     if need[1]:
-        grad_weight = (dz.sum(0).T @ edges[0]) if broadcast or dz.shape[0] == 1 else dz.flatten(0, 1).T @ edges.flatten(0, 1)
+        if broadcast or dz.shape[0] == 1:  # the same edges for every batch member
+            grad_weight = dz.sum(0).T @ edges[0]
+        else:
+            grad_weight = dz.flatten(0, 1).T @ edges.flatten(0, 1)
     if need[2] and bias is not None:
         grad_bias = dz.sum((0, 1))
     if need[3]:

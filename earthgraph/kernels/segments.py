@@ -43,6 +43,7 @@ class Segments:
         self.num_segments = int(num_segments)
         self._ptr = ptr
         self._order = order
+        self._counts: torch.Tensor | None = None
         self._sorted = is_sorted or (ptr is not None and order is None)
 
     @property
@@ -68,10 +69,13 @@ class Segments:
         return self._ptr
 
     def counts(self) -> torch.Tensor:
-        """(S,) int64 number of rows in each segment."""
-        if self._ptr is not None:
-            return self._ptr.diff()
-        return torch.bincount(self.index, minlength=self.num_segments)
+        """(S,) int64 number of rows in each segment (computed once)."""
+        if self._counts is None:
+            if self._ptr is not None:
+                self._counts = self._ptr.diff()
+            else:
+                self._counts = torch.bincount(self.index, minlength=self.num_segments)
+        return self._counts
 
 
 class HalfEdges:

@@ -77,7 +77,8 @@ def _gather_kernel(x_ptr, index_ptr, neg_index_ptr, out_ptr, num_rows, num_featu
         neg = tl.load(neg_index_ptr + rows, mask=rmask, other=0)
         y = tl.load(x_ptr + b * stride_xb + neg[:, None] * stride_xn + f[None, :], mask=mask, other=0.0)
         x = x.to(ACC_DTYPE) - y.to(ACC_DTYPE)
-    tl.store(out_ptr + b * stride_ob + rows[:, None] * stride_or + f[None, :], x.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + b * stride_ob + rows[:, None] * stride_or + f[None, :], x.to(out_ptr.dtype.element_ty),
+             mask=mask)
 
 
 @triton.jit
@@ -182,8 +183,11 @@ def edge_layer(edges: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     if dst_terms is not None and dst_terms.stride(-1) != 1:
         dst_terms = dst_terms.contiguous()
     # float32 tiles multiply in full precision unless torch itself allows TF32 matmuls.
-    precision = "tf32" if (edges.is_cuda and torch.backends.cuda.matmul.allow_tf32) else "ieee"
-    block_m, block_n, block_k = 64, min(64, max(16, triton.next_power_of_2(h))), min(32, max(16, triton.next_power_of_2(k)))
+    tf32 = edges.is_cuda and edges.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    precision = "tf32" if tf32 else "ieee"
+    block_m = 64
+    block_n = min(64, max(16, triton.next_power_of_2(h)))  # tl.dot needs tiles of at least 16
+    block_k = min(32, max(16, triton.next_power_of_2(k)))
     grid = (triton.cdiv(e, block_m), triton.cdiv(h, block_n), b)
     _edge_layer_kernel[grid](
         edges, weight, bias if bias is not None else weight, src_terms, src,
