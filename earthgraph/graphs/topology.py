@@ -70,8 +70,13 @@ def directed_views(pairs: np.ndarray, num_nodes: int) -> DirectedEdges:
     unsorted_reverse = np.concatenate([np.arange(e, 2 * e), np.arange(e)])
     reverse = position[unsorted_reverse[order]]
     by_sender = np.lexsort((receivers, senders))
-    ptr = lambda idx: np.concatenate([[0], np.cumsum(np.bincount(idx, minlength=num_nodes))]).astype(np.int64)  # noqa: E731
-    return DirectedEdges(num_nodes, senders, receivers, ptr(receivers), by_sender, ptr(senders), reverse, pair, sign)
+    return DirectedEdges(num_nodes, senders, receivers, csr_pointers(receivers, num_nodes), by_sender,
+                         csr_pointers(senders, num_nodes), reverse, pair, sign)
+
+
+def csr_pointers(index: np.ndarray, num_nodes: int) -> np.ndarray:
+    """(N+1,) int64 offsets of each node's rows once the rows of ``index`` (E,) are in node order."""
+    return np.concatenate([[0], np.cumsum(np.bincount(index, minlength=num_nodes))]).astype(np.int64)
 
 
 def csr_grouping(index: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -79,8 +84,7 @@ def csr_grouping(index: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndar
     node order, and that order (a stable argsort), or None when ``index`` is sorted."""
     index = np.asarray(index, np.int64)
     order = None if np.all(index[1:] >= index[:-1]) else np.argsort(index, kind="stable")
-    counts = np.bincount(index, minlength=num_nodes)
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), order
+    return csr_pointers(index, num_nodes), order
 
 
 def component_count(pairs: np.ndarray, num_nodes: int) -> int:

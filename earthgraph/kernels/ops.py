@@ -62,15 +62,22 @@ def _gather_rows(x: Tensor, index: Tensor, neg_index: Optional[Tensor], backend:
     return triton_kernels.gather(x, index, neg_index)
 
 
+def _torch_edge_layer(edges: Tensor, weight: Tensor, bias: Optional[Tensor], src_terms: Tensor, src_index: Tensor,
+                      dst_terms: Optional[Tensor], dst_index: Optional[Tensor], activation: str,
+                      out_dtype: torch.dtype | None = None) -> Tensor:
+    """The edge layer in plain torch (node tables with their rows at dim -2)."""
+    z = torch.nn.functional.linear(edges, weight, bias) + src_terms.index_select(-2, src_index)
+    if dst_terms is not None:
+        z = z + dst_terms.index_select(-2, dst_index)
+    z = z if out_dtype is None else z.to(out_dtype)
+    return torch.nn.functional.silu(z) if activation == "silu" else z
+
+
 def _edge_rows(edges: Tensor, weight: Tensor, bias: Optional[Tensor], src_terms: Tensor, src_index: Tensor,
                dst_terms: Optional[Tensor], dst_index: Optional[Tensor], activation: str, backend: str,
                out_dtype: torch.dtype | None = None) -> Tensor:
     if backend == "torch_scatter":
-        z = torch.nn.functional.linear(edges, weight, bias) + src_terms.index_select(1, src_index)
-        if dst_terms is not None:
-            z = z + dst_terms.index_select(1, dst_index)
-        z = z.to(out_dtype or z.dtype)
-        return torch.nn.functional.silu(z) if activation == "silu" else z
+        return _torch_edge_layer(edges, weight, bias, src_terms, src_index, dst_terms, dst_index, activation, out_dtype)
     from earthgraph.kernels import triton_kernels
 
     return triton_kernels.edge_layer(edges, weight, bias, src_terms, src_index, dst_terms, dst_index, activation,
@@ -306,10 +313,8 @@ def edge_layer(edges: Tensor, weight: Tensor, bias: Tensor | None, src_terms: Te
         _check_rows(dst_terms, -2, dst.num_segments, "edge_layer dst_terms")
     backend = backends.resolve(edges.device)
     if backend == "torch":
-        z = torch.nn.functional.linear(edges, weight, bias) + src_terms.index_select(-2, src.index)
-        if dst_terms is not None:
-            z = z + dst_terms.index_select(-2, dst.index)
-        return torch.nn.functional.silu(z) if activation == "silu" else z
+        return _torch_edge_layer(edges, weight, bias, src_terms, src.index, dst_terms,
+                                 None if dst is None else dst.index, activation)
     dtype = _compute_dtype(edges, weight, bias, src_terms, dst_terms)
     batched = src_terms.dim() == 3
     e3 = edges if edges.dim() == 3 else edges.unsqueeze(0)
