@@ -77,6 +77,11 @@ def copy_bandwidth_gbps(nbytes: int, device: torch.device, repeats: int) -> floa
     return 2 * a.numel() * 4 / (ms * 1e-3) / 1e9
 
 
+def compared_backends(device: torch.device) -> list[str]:
+    """The default GPU backend against torch on a GPU; torch alone on a CPU."""
+    return ([backends.DEFAULT_GPU_BACKEND] if device.type == "cuda" else []) + ["torch"]
+
+
 def sorted_grouping(num_edges: int, degree: int, device: torch.device, seed: int = 0) -> Segments:
     g = torch.Generator().manual_seed(seed)
     num_nodes = max(num_edges // degree, 1)
@@ -182,7 +187,7 @@ def bench_edge_layer(args, device: torch.device, results: dict) -> None:
             edges = torch.randn(1, e, f, device=device)
             weight, bias = torch.randn(f, f, device=device) / f**0.5, torch.randn(f, device=device)
             nodes = torch.randn(1, src.num_segments, f, device=device)
-            for backend in ([backends.DEFAULT_GPU_BACKEND] if device.type == "cuda" else []) + ["torch"]:
+            for backend in compared_backends(device):
                 leaves = [t.detach().requires_grad_() for t in (edges, weight, bias, nodes)]
 
                 def fwd(backend=backend, leaves=leaves):
@@ -210,7 +215,7 @@ def bench_processor_layer(args, device: torch.device, results: dict) -> None:
     print(f"\none interaction layer, HEALPix nside {args.nside} ({args.multiscale_levels} levels: {mesh.npix} nodes, "
           f"{mesh.senders.numel()} directed edges), latent {args.latent}, forward+backward; ms")
     times = {}
-    for backend in ([backends.DEFAULT_GPU_BACKEND] if device.type == "cuda" else []) + ["torch"]:
+    for backend in compared_backends(device):
         def step(backend=backend):
             layer.zero_grad(set_to_none=True)
             with use_backend(backend):
@@ -256,7 +261,7 @@ def bench_train_step(args, device: torch.device, results: dict) -> None:
     print(f"\none training step (forward, loss, backward, AdamW), HEALPix nside {args.nside}, latent {args.latent}, "
           f"{args.processor_layers} layers, {args.train_obs} observations in, {args.train_obs // 4} targets; ms")
     times = {}
-    for backend in ([backends.DEFAULT_GPU_BACKEND] if device.type == "cuda" else []) + ["torch"]:
+    for backend in compared_backends(device):
         torch.manual_seed(0)
         model = GraphDOPForecaster(schema, nside=args.nside, latent_dim=args.latent, hidden_dim=args.latent,
                                    processor_layers=args.processor_layers, multiscale_levels=args.multiscale_levels,
