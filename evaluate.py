@@ -1,125 +1,429 @@
-"""Score a trained earthgraph model the WeatherBench2 way.
+"""Score forecasts the WeatherBench2 way, against the gridded truth and the observations.
 
-    python evaluate.py --checkpoint outputs/quickstart/checkpoints/last.ckpt \
+Score an earthgraph model (its forecasts are made first and written out):
+
+    python evaluate.py --checkpoint outputs/quickstart/checkpoints/last.ckpt \\
         --data-dir outputs/quickstart/data --out outputs/quickstart
 
-Writes into ``--out``:
-  forecast.zarr     the model's gridded forecasts, WB2 layout
-                    (time, prediction_timedelta, latitude, longitude)
-  scorecard.csv     forecast,sphere,variable,lead_hours,metric,value
-                    for earthgraph, persistence and climatology
-  scores.nc         the same scores, WB2 results layout (metric, region, lead_time)
-  scorecard.png     RMSE against lead time per variable
-and prints the RMSE scorecard with the skill against persistence.
+Score any WB2-layout forecast zarr (time, prediction_timedelta, [level,]
+[realization,] latitude, longitude) against any truth zarr on its grid:
+
+    python evaluate.py --forecast other_model.zarr --name other_model \\
+        --truth truth.zarr --climatology-period 2020-01-01 2020-11-20 --out outputs/other
+
+Every forecast is scored with WB2's definitions (see earthgraph/scoring):
+area-weighted mse, rmse (root after the time mean), bias, mae, uncentred acc
+against a day-of-year x hour climatology (61-day triangular window), and for
+ensembles crps (fair), ensemble_mean_rmse, spread and spread_skill_ratio;
+wind_vector rmse where u and v are both forecast. Regions: WB2's thirteen
+plus land, ocean and sea-ice. Baselines scored in the same run: persistence,
+climatology and, when the truth is an earthgraph nature run, the perfect-model
+bound (the nature run itself started from a slightly perturbed true state).
+
+Writes into --out:
+  forecast.zarr            the model's gridded forecasts (checkpoint mode)
+  scores/<forecast>.nc     WB2 results layout, per variable (metric, region, lead_time[, level])
+  scores.csv               every score: forecast,sphere,variable,region,lead_hours,level,metric,value
+  scorecard.png            skill (%) against --reference per variable, region and lead, coloured
+  rmse_<sphere>.png        RMSE against lead per sphere (global), one line per forecast
+  maps.png                 forecast, truth and error at --map-lead for the first initialisation
+  forecast_obs.zarr        forecasts at the verifying observations (checkpoint mode)
+  obs_space.csv / .nc      fc - ob departures: bias, rmse, stde, count per type, channel, region, lead bin
+  diagnostics.csv / .json  budgets, stability and coupling over a --diagnostic-days forecast
+and prints the global RMSE scorecard with the skill against --reference, then a
+JSON summary line. With --wandb-dir the pictures and tables are also logged
+to a W&B run (offline unless WANDB_MODE says otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
-from earthgraph.data.generate import write_zarr_atomic
-from earthgraph.data.obs_types import DEFAULT_PRODUCTS
-from earthgraph.data.store import ObservationStore
-from earthgraph.data.windows import WindowDataset, init_times_between
-from earthgraph.scoring import baselines, scorecard
-from earthgraph.training.module import ForecastModule
-from earthgraph.training.predict import forecast_on_grid
+from earthgraph.scoring import baselines, diagnostics, evaluation, obs_space, plots, scorecard
+from earthgraph.scoring.climatology import hourly_dayofyear_climatology
+from earthgraph.scoring.regions import WB2_REGIONS, standard_regions
+
+BASELINES = ("persistence", "climatology", "perfect_model")
+
+
+class Stopwatch:
+    """Seconds spent per stage, for the summary line."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + now - self._t, 1)
+        self._t = now
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="outputs/quickstart/checkpoints/last.ckpt", help="Lightning checkpoint")
-    p.add_argument("--data-dir", default="outputs/quickstart/data", help="folder with truth.zarr and obs.zarr")
-    p.add_argument("--truth", default=None, help="gridded truth zarr (default: DATA_DIR/truth.zarr)")
-    p.add_argument("--store", default=None, help="observation store (default: DATA_DIR/obs.zarr)")
-    p.add_argument("--out", default="outputs/quickstart", help="output folder")
-    p.add_argument("--period", nargs=2, metavar=("START", "END"), default=None,
-                   help="initialisation times in [START, END) (default: the checkpoint's test period)")
-    p.add_argument("--climatology-period", nargs=2, metavar=("START", "END"), default=None,
-                   help="period of truth averaged into the climatology (default: the checkpoint's training period)")
-    p.add_argument("--leads", nargs="+", type=float, default=[12, 24, 48], help="lead times, hours")
-    p.add_argument("--init-every-hours", type=float, default=12.0, help="spacing of initialisation times")
-    p.add_argument("--batch-size", type=int, default=8)
-    return p.parse_args(argv)
+    src = p.add_argument_group("what to score (one of)")
+    src.add_argument("--checkpoint", default=None,
+                     help="a Lightning checkpoint of an earthgraph model (default, when --forecast is not given: "
+                          "outputs/quickstart/checkpoints/last.ckpt)")
+    src.add_argument("--forecast", default=None, help="a WB2-layout forecast zarr from any model")
+    src.add_argument("--name", default=None, help="the scored forecast's name in the results (default: earthgraph "
+                                                  "for a checkpoint, the zarr's stem for --forecast)")
+    data = p.add_argument_group("truth and observations")
+    data.add_argument("--data-dir", default="outputs/quickstart/data", help="folder with truth.zarr and obs.zarr")
+    data.add_argument("--truth", default=None, help="gridded truth zarr, dims (time, [level,] latitude, longitude) "
+                                                    "(default: DATA_DIR/truth.zarr)")
+    data.add_argument("--store", default=None, help="observation store (default: DATA_DIR/obs.zarr)")
+    data.add_argument("--variables", nargs="+", default=None, help="variables to score (default: all the forecast "
+                                                                   "and the truth share)")
+    when = p.add_argument_group("initialisations and leads")
+    when.add_argument("--period", nargs=2, metavar=("START", "END"), default=None,
+                      help="initialisation times in [START, END) (default: the checkpoint's test period; all of "
+                           "a --forecast's)")
+    when.add_argument("--leads", nargs="+", type=float, default=None,
+                      help="lead times, hours (default: 12 24 48 for a checkpoint, all of a --forecast's)")
+    when.add_argument("--init-every-hours", type=float, default=12.0, help="spacing of initialisations (checkpoint)")
+    clim = p.add_argument_group("climatology (for acc and the climatology baseline)")
+    clim.add_argument("--climatology", default=None, help="a WB2 climatology zarr (hour, dayofyear, ...) to use "
+                                                          "instead of computing one from the truth")
+    clim.add_argument("--climatology-period", nargs=2, metavar=("START", "END"), default=None,
+                      help="truth period averaged into the climatology (default: the checkpoint's training period)")
+    clim.add_argument("--climatology-window-days", type=int, default=61, help="WB2's smoothing window, days")
+    score = p.add_argument_group("scoring")
+    score.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES,
+                       help="reference forecasts scored in the same run (perfect_model needs a nature-run truth)")
+    score.add_argument("--perfect-model-perturbation", type=float, default=0.01,
+                       help="relative size of the perfect model's initial perturbation")
+    score.add_argument("--regions", nargs="+", default=None,
+                       help=f"regions (default: all): {', '.join(WB2_REGIONS)}, land, ocean, sea-ice")
+    score.add_argument("--reference", default="persistence", help="the forecast skill is measured against")
+    score.add_argument("--no-skipna", action="store_true",
+                       help="any NaN inside a region makes its score NaN (WB2's default); by default points where "
+                            "the truth is NaN (land for SST, ocean for soil moisture) are left out, while a NaN "
+                            "forecast where the truth exists still makes the score NaN")
+    obs = p.add_argument_group("observation-space verification")
+    obs.add_argument("--forecast-obs", default=None, help="a forecast store from train.py predict to verify "
+                                                          "(checkpoint mode makes its own)")
+    obs.add_argument("--lead-bin-hours", type=float, default=None, help="lead bins (default: the window length)")
+    obs.add_argument("--no-obs-space", action="store_true", help="skip observation-space verification")
+    diag = p.add_argument_group("physical diagnostics (checkpoint mode)")
+    diag.add_argument("--diagnostic-days", type=float, default=365.0,
+                      help="length of the long forecast (0: skip); shortened to what the truth covers")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--out", default="outputs/quickstart", help="output folder")
+    out.add_argument("--map-lead", type=float, default=24.0, help="lead of the maps, hours")
+    out.add_argument("--wandb-dir", default=None, help="also log pictures and tables to a W&B run in this folder")
+    out.add_argument("--wandb-project", default="earthgraph")
+    out.add_argument("--wandb-run-id", default=None, help="add to this run (e.g. the training run) instead of a new one")
+    p.add_argument("--batch-size", type=int, default=8, help="initialisations per model call")
+    args = p.parse_args(argv)
+    if args.checkpoint and args.forecast:
+        p.error("give --checkpoint or --forecast, not both")
+    if not args.forecast and not args.checkpoint:
+        args.checkpoint = "outputs/quickstart/checkpoints/last.ckpt"
+    return args
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        sys.exit(f"evaluate.py: {what} {path} does not exist")
+    return path
+
+
+def _open_zarr(path: Path, what: str) -> xr.Dataset:
+    _require(path, what)
+    try:
+        return xr.open_zarr(path, consolidated=False)
+    except Exception as err:  # a corrupt or foreign file: say which
+        sys.exit(f"evaluate.py: cannot read {what} {path}: {err}")
+
+
+def select_forecast(fc: xr.Dataset, source: str, args) -> xr.Dataset:
+    """A --forecast's initialisations in [START, END) and its requested leads."""
+    if args.period and not args.checkpoint:
+        start, end = (np.datetime64(t) for t in args.period)
+        fc = fc.isel(time=(fc.time.values >= start) & (fc.time.values < end))
+    if fc.sizes["time"] == 0:
+        raise ValueError(f"{source}: no initialisation time in [{args.period[0]}, {args.period[1]})"
+                         if args.period else f"{source}: no initialisation time")
+    if args.leads and not args.checkpoint:
+        want = pd.to_timedelta(args.leads, unit="h").values
+        missing = [f"{x / np.timedelta64(1, 'h'):g}" for x in want if x not in fc.prediction_timedelta.values]
+        if missing:
+            have = [f"{x / np.timedelta64(1, 'h'):g}" for x in fc.prediction_timedelta.values]
+            raise ValueError(f"{source}: no lead(s) {missing} h; its leads are {have} h")
+        fc = fc.sel(prediction_timedelta=want)
+    return fc
+
+
+def load_climatology(args, truth_v: xr.Dataset, period, variables: list[str], truth: xr.Dataset,
+                     truth_source: str) -> xr.Dataset:
+    """A WB2 climatology zarr (--climatology), or one computed from the truth over ``period``."""
+    if args.climatology:
+        clim = evaluation.normalise_grid(_open_zarr(Path(args.climatology), "climatology"))
+        missing = [v for v in variables if v not in clim]
+        if missing:
+            raise ValueError(f"{args.climatology}: no variable(s) {missing}")
+        return evaluation.on_truth_grid(clim[variables], truth, args.climatology, truth_source).load()
+    if not period:
+        raise ValueError("give --climatology or --climatology-period (needed for acc and the climatology baseline)")
+    return hourly_dayofyear_climatology(truth_v[variables], tuple(period), args.climatology_window_days)
+
+
+def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
+    """Run the checkpoint's model: gridded forecasts, observation-space forecasts,
+    and the long forecast for the diagnostics. Returns (forecast, context)."""
+    import torch
+
+    from earthgraph.data.generate import write_zarr_atomic
+    from earthgraph.data.obs_types import DEFAULT_PRODUCTS
+    from earthgraph.data.store import ObservationStore
+    from earthgraph.data.windows import WindowDataset, init_times_between
+    from earthgraph.training.module import ForecastModule
+    from earthgraph.training.predict import forecast_on_grid
+
+    ckpt_path = _require(Path(args.checkpoint), "checkpoint")
+    store_path = _require(Path(args.store or Path(args.data_dir) / "obs.zarr"), "observation store")
+    hp = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters", {})
+    period = args.period or hp.get("test_period")
+    clim_period = args.climatology_period or hp.get("train_period")
+    if not period or (not clim_period and not args.climatology):
+        sys.exit("evaluate.py: give --period and --climatology-period (the checkpoint does not record them)")
+    module = ForecastModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    model = module.model
+    store = ObservationStore(store_path).load()
+    leads = args.leads or [12.0, 24.0, 48.0]
+    input_windows = int(hp.get("input_windows", 1))
+    window_h = module.hparams.window_hours
+    init_times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), window_h, 1,
+                                    args.init_every_hours, store.time_range, input_windows)
+    last_valid = truth.time.values[-1] - pd.to_timedelta(max(leads), unit="h")
+    init_times = init_times[pd.to_datetime(init_times, unit="s").values <= last_valid]
+    if len(init_times) == 0:
+        sys.exit(f"evaluate.py: no initialisation time in {period} leaves room for lead {max(leads)} h in the truth")
+    dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows)
+    products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
+    land = truth["land_sea_mask"].values if "land_sea_mask" in truth else None
+    lat, lon = truth.latitude.values, truth.longitude.values
+    fc = forecast_on_grid(model, dataset, init_times, leads, lat, lon, products, land, args.batch_size)
+    write_zarr_atomic(fc, out / "forecast.zarr")
+    clock.lap("gridded_forecasts")
+
+    context = {"period": period, "clim_period": clim_period, "window_hours": window_h,
+               "headline": [p.variable for p in products if p.headline], "forecast_obs": None, "long": None}
+    if not args.no_obs_space and not args.forecast_obs:
+        context["forecast_obs"] = observation_forecast_store(module, store, init_times, leads, input_windows,
+                                                             out / "forecast_obs.zarr", args.batch_size)
+        clock.lap("observation_forecasts")
+    if args.diagnostic_days > 0:
+        context["long"] = long_forecast(model, store, truth, init_times[0], args.diagnostic_days, window_h,
+                                        input_windows, products, land)
+        clock.lap("long_forecast")
+    return fc, context
+
+
+def observation_forecast_store(module, store, init_times, leads, input_windows, path: Path, batch_size: int) -> Path:
+    """Forecasts at every verifying observation of the windows up to the longest lead."""
+    import math
+
+    import torch
+
+    from earthgraph.data.windows import WindowDataset, collate_windows
+    from earthgraph.training.writers import observation_forecasts, write_observation_forecasts
+
+    model = module.model.eval()
+    windows = max(1, math.ceil(max(leads) / module.hparams.window_hours - 1e-9))
+    dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, windows,
+                            input_windows=input_windows)
+    batches = []
+    with torch.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            batch = collate_windows([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            batches.append(observation_forecasts(module, batch))
+    write_observation_forecasts(path, model.schema, batches, {"store": str(store.path)})
+    return path
+
+
+def long_forecast(model, store, truth: xr.Dataset, first_init: int, days: float, window_hours: float,
+                  input_windows: int, products, land) -> dict:
+    """A daily forecast of ``days`` (cut to what the truth covers) from the earliest
+    initialisation that allows it, with the budget totals after every window."""
+    from earthgraph.data.windows import WindowDataset
+    from earthgraph.training.predict import forecast_on_grid
+
+    t_first = int(store.time_range[0] + input_windows * window_hours * 3600)
+    t_first = -(-t_first // 86400) * 86400  # a whole day
+    t_end = (truth.time.values[-1] - np.datetime64(0, "s")) // np.timedelta64(1, "s")
+    start = min(int(first_init), max(t_first, int(t_end - days * 86400)))
+    days = min(days, float((t_end - start) // 86400))
+    if days < 2:
+        return None
+    leads = [24.0 * d for d in range(1, int(days) + 1)]
+    dataset = WindowDataset(store, np.array([start]), model.schema, window_hours, 1, input_windows=input_windows)
+    totals: dict[str, list[float]] = {}
+
+    def record(_first, _k, state):
+        for name, total in model.budget_totals(state).items():
+            totals.setdefault(name, []).append(float(total[0]))
+
+    fc = forecast_on_grid(model, dataset, dataset.init_times, leads, truth.latitude.values, truth.longitude.values,
+                          products, land, 1, on_step=record)
+    return {"forecast": fc, "totals": {k: np.asarray(v) for k, v in totals.items()}, "days": int(days)}
+
+
+def physical_diagnostics(long: dict, truth: xr.Dataset, climatology: xr.Dataset, out: Path) -> dict:
+    """Budgets, stability and coupling of the long forecast; written as CSV and JSON."""
+    fc = long["forecast"]
+    init, leads = fc.time.values, fc.prediction_timedelta.values
+    variables = list(fc.data_vars)
+    aligned = baselines.align_truth(truth[variables], init, leads)
+    clim = baselines.climatology_forecast(climatology[variables], init, leads)
+    span = baselines.valid_times(init, np.concatenate([[np.timedelta64(0, "h")], leads]))
+    truth_water = (truth["water_total"].sel(time=slice(span.values[0, 0], span.values[0, -1])).values
+                   if "water_total" in truth else None)
+    budgets = {n: diagnostics.budget_drift(t, truth_water if n == "water" else None) for n, t in long["totals"].items()}
+    stable = {v: diagnostics.stability(fc[v], aligned[v]) for v in variables}
+    coupled = diagnostics.coupling(fc, aligned, clim)
+    table = diagnostics.diagnostics_table(budgets, stable, coupled)
+    table.to_csv(out / "diagnostics.csv", index=False)
+    result = {"init": str(init[0])[:19], "days": long["days"], "budgets": budgets, "stability": stable,
+              "coupling": coupled}
+    (out / "diagnostics.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def log_to_wandb(args, table: pd.DataFrame, obs_stats: pd.DataFrame | None, pictures: list[Path], summary: dict):
+    import wandb
+
+    run = wandb.init(project=args.wandb_project, dir=args.wandb_dir, id=args.wandb_run_id,
+                     resume="allow" if args.wandb_run_id else None, job_type="evaluate",
+                     mode=os.environ.get("WANDB_MODE", "offline"))
+    logged = {f"evaluate/{p.stem}": wandb.Image(str(p)) for p in pictures}
+    logged["evaluate/scores"] = wandb.Table(dataframe=table)
+    if obs_stats is not None and len(obs_stats):
+        logged["evaluate/obs_space"] = wandb.Table(dataframe=obs_stats)
+    run.log(logged)
+    glob = table[(table.region == "global") & (table.metric == "rmse") & table.level.isna()]
+    for r in glob.itertuples():
+        run.summary[f"evaluate/{r.forecast}/{r.variable}/rmse_{r.lead_hours:g}h"] = r.value
+    run.summary["evaluate/summary"] = json.dumps(summary)
+    run.finish()
+    return run.id
 
 
 def main(argv=None) -> pd.DataFrame:
     args = parse_args(argv)
-    t_start = time.perf_counter()
+    clock = Stopwatch()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(args.data_dir)
-    truth_path = Path(args.truth or data_dir / "truth.zarr")
-    store_path = Path(args.store or data_dir / "obs.zarr")
-    for path in (Path(args.checkpoint), truth_path, store_path):
-        if not path.exists():
-            sys.exit(f"evaluate.py: {path} does not exist")
+    truth_path = Path(args.truth or Path(args.data_dir) / "truth.zarr")
+    truth = evaluation.normalise_grid(_open_zarr(truth_path, "truth"))
 
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    data_hp = ckpt.get("datamodule_hyper_parameters", {})
-    period = args.period or data_hp.get("test_period")
-    clim_period = args.climatology_period or data_hp.get("train_period")
-    if not period or not clim_period:
-        sys.exit("evaluate.py: give --period and --climatology-period (the checkpoint does not record them)")
+    if args.checkpoint:
+        name = args.name or "earthgraph"
+        fc, context = model_forecasts(args, truth, out, clock)
+        fc_source = str(out / "forecast.zarr")
+    else:
+        name = args.name or Path(args.forecast).stem
+        fc_source = args.forecast
+        fc = _open_zarr(Path(args.forecast), "forecast")
+        context = {"period": args.period, "clim_period": args.climatology_period, "window_hours": None,
+                   "headline": None, "forecast_obs": None, "long": None}
+    if args.forecast_obs:
+        context["forecast_obs"] = _require(Path(args.forecast_obs), "forecast store")
+    if args.reference not in (name, *args.baselines):
+        sys.exit(f"evaluate.py: --reference {args.reference!r} is not scored here (scored: {name}, "
+                 f"{', '.join(args.baselines)})")
+    try:
+        evaluation.check_forecast_layout(fc, fc_source)
+        fc = select_forecast(fc, fc_source, args)
+        fc = evaluation.on_truth_grid(evaluation.normalise_grid(fc), truth, fc_source, str(truth_path))
+        variables = evaluation.scored_variables(fc, truth, fc_source, str(truth_path), args.variables)
+        if "level" in fc.dims and "level" in truth.dims:
+            missing = np.setdiff1d(fc.level.values, truth.level.values)
+            if len(missing):
+                raise ValueError(f"{truth_path}: no level(s) {missing.tolist()} of {fc_source}")
+            truth = truth.sel(level=fc.level.values)
+        init, leads = fc.time.values, fc.prediction_timedelta.values
+        long_vars = list(context["long"]["forecast"].data_vars) if context["long"] else []
+        clim_vars = list(dict.fromkeys(variables + long_vars))
+        truth_v = truth[clim_vars].load()
+        aligned = baselines.align_truth(truth_v[variables], init, leads)
+        climatology = load_climatology(args, truth_v, context["clim_period"], clim_vars, truth, str(truth_path))
+        clim_valid = baselines.climatology_forecast(climatology[variables], init, leads)
+        clock.lap("climatology")
+        regions = standard_regions(truth, tuple(context["clim_period"]) if context["clim_period"] else None,
+                                   args.regions)
+    except ValueError as err:
+        sys.exit(f"evaluate.py: {err}")
 
-    module = ForecastModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    model = module.model
-    store = ObservationStore(store_path).load()
-    truth = xr.open_zarr(truth_path, consolidated=False)
-    input_windows = int(data_hp.get("input_windows", 1))
-    init_times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), module.hparams.window_hours,
-                                    1, args.init_every_hours, store.time_range, input_windows)
-    last_valid = truth.time.values[-1] - pd.to_timedelta(max(args.leads), unit="h")
-    init_times = init_times[pd.to_datetime(init_times, unit="s").values <= last_valid]
-    if len(init_times) == 0:
-        sys.exit(f"evaluate.py: no initialisation time in {period} leaves room for lead {max(args.leads)} h in {truth_path}")
-    dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, 1,
-                            input_windows=input_windows)
+    forecasts = {name: fc[variables]}
+    if "persistence" in args.baselines:
+        forecasts["persistence"] = baselines.persistence(truth_v[variables], init, leads)
+    if "climatology" in args.baselines:
+        forecasts["climatology"] = clim_valid
+    if "perfect_model" in args.baselines and "config" in truth.attrs:
+        from earthgraph.data.perfect_model import nature_config_from_truth, perfect_model_forecast
 
-    products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
-    land = truth["land_sea_mask"].values if "land_sea_mask" in truth else None
-    fc = forecast_on_grid(model, dataset, init_times, args.leads, truth.latitude.values, truth.longitude.values,
-                          products, land, args.batch_size)
-    write_zarr_atomic(fc, out / "forecast.zarr")
+        lead_h = [float(x / np.timedelta64(1, "h")) for x in leads]
+        forecasts["perfect_model"] = perfect_model_forecast(
+            nature_config_from_truth(truth), init, lead_h, args.perfect_model_perturbation,
+            variables=[v for v in variables if v in truth.data_vars])
+    clock.lap("baselines")
+    results = {n: evaluation.score_forecast(f, aligned, regions, clim_valid, variables, not args.no_skipna)
+               for n, f in forecasts.items()}
+    paths = evaluation.write_results(results, out)
+    table = evaluation.results_table(results)
+    clock.lap("scores")
 
-    leads = pd.to_timedelta(args.leads, unit="h")
-    variables = [p.variable for p in products]
-    init64 = fc.time.values
-    truth_v = truth[variables].load()
-    aligned = baselines.align_truth(truth_v, init64, leads)
-    forecasts = {
-        "earthgraph": fc,
-        "persistence": baselines.persistence(truth_v, init64, leads),
-        "climatology": baselines.climatology_forecast(baselines.diurnal_climatology(truth_v, tuple(clim_period)), init64, leads),
-    }
-    spheres = {p.variable: p.sphere for p in products}
-    table = scorecard.score_forecasts(forecasts, aligned, spheres)
-    table.to_csv(out / "scorecard.csv", index=False)
-    scorecard.to_wb2_netcdf(table, out / "scores.nc")
-    headline = [p.variable for p in products if p.headline]
-    scorecard.plot_rmse(table, out / "scorecard.png", headline)
+    headline = context["headline"] or variables
+    pictures = [plots.plot_scorecard(table, out / "scorecard.png", args.reference, variables=variables)]
+    pictures += plots.plot_metric_by_lead(table, out)
+    if "latitude" in fc.dims:
+        map_lead = pd.Timedelta(hours=args.map_lead).to_timedelta64()
+        if map_lead not in leads:
+            map_lead = leads[0]
+        mapped = [v for v in headline if v in fc and "level" not in fc[v].dims]
+        if mapped:
+            pictures.append(plots.plot_maps(fc, aligned, mapped, map_lead, out / "maps.png"))
+    clock.lap("plots")
 
-    print(f"earthgraph scorecard: {len(init_times)} initialisations in {period[0]} .. {period[1]}, "
-          f"leads {args.leads} h (RMSE; skill = 1 - RMSE / RMSE_persistence)")
-    print(scorecard.format_scorecard(table))
-    verdict = {}
-    for var in headline:
-        r = table[(table.variable == var) & (table.metric == "rmse") & (table.lead_hours == 24.0)]
-        model_v = r[r.forecast == "earthgraph"].value.iloc[0]
-        pers_v = r[r.forecast == "persistence"].value.iloc[0]
-        verdict[var] = bool(model_v < pers_v)
-    summary = {"beats_persistence_24h": verdict, "outputs": [str(out / f) for f in
-               ("scorecard.csv", "scores.nc", "scorecard.png", "forecast.zarr")],
-               "seconds": round(time.perf_counter() - t_start, 1)}
+    obs_stats = None
+    if context["forecast_obs"] is not None and not args.no_obs_space:
+        bin_hours = args.lead_bin_hours or context["window_hours"] or 12.0
+        obs_stats = obs_space.departure_statistics(obs_space.departures_from_store(context["forecast_obs"]),
+                                                   regions, bin_hours)
+        obs_stats.to_csv(out / "obs_space.csv", index=False)
+        obs_space.to_netcdf(obs_stats, out / "obs_space.nc")
+        clock.lap("obs_space")
+    diag = None
+    if context["long"] is not None:
+        diag = physical_diagnostics(context["long"], truth, climatology, out)
+        clock.lap("diagnostics")
+
+    print(f"{name} scorecard: {len(init)} initialisations {str(init[0])[:16]} .. {str(init[-1])[:16]}, leads "
+          f"{[float(x / np.timedelta64(1, 'h')) for x in leads]} h (global RMSE; skill = 1 - RMSE / RMSE_{args.reference})")
+    print(scorecard.format_scorecard(table, reference=args.reference))
+    if obs_stats is not None:
+        print("observation space (global): fc - ob departures")
+        print(scorecard.format_obs_space(obs_stats))
+    if diag is not None:
+        print(scorecard.format_diagnostics(diag))
+    summary = {"forecast": name, f"beats_{args.reference}": scorecard.beats(table, name, args.reference, headline),
+               "outputs": sorted(str(p) for p in [*paths.values(), *pictures])}
+    if args.wandb_dir:
+        summary["wandb_run"] = log_to_wandb(args, table, obs_stats, pictures, summary)
+    clock.lap("report")
+    summary["seconds"] = clock.seconds
+    summary["seconds_total"] = round(sum(clock.seconds.values()), 1)
     print(json.dumps(summary))
     return table
 

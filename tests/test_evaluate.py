@@ -1,4 +1,7 @@
-"""evaluate.py end to end on a tiny trained model, checked against hand computations."""
+"""evaluate.py end to end: a tiny trained model and a foreign WB2-layout ensemble
+forecast, scored against the nature run, checked against hand computations."""
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -6,7 +9,7 @@ import pytest
 import xarray as xr
 
 import evaluate
-from earthgraph.scoring.metrics import latitude_weights
+from earthgraph.scoring.areas import latitude_weights
 
 
 @pytest.fixture(scope="module")
@@ -22,35 +25,44 @@ def scored(small_osse, tmp_path_factory):
     dm = ObservationDataModule(str(out / "obs.zarr"), ("2020-03-01", "2020-03-08"), ("2020-03-08", "2020-03-09"),
                                ("2020-03-08", "2020-03-11"), rollout=1, batch_size=2)
     module = ForecastModule(schema=dm.schema, static=dm.static, nside=4, latent_dim=16, hidden_dim=16,
-                            processor_layers=1)
+                            processor_layers=1, budgets={"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}})
     trainer = L.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         limit_val_batches=0, accelerator="cpu")
     trainer.fit(module, dm)
     trainer.save_checkpoint(work / "model.ckpt")
-    table = evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(work)])
+    table = evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(work),
+                           "--diagnostic-days", "6", "--wandb-dir", str(work / "wb")])
     return out, work, table
 
 
-def test_evaluate_writes_scorecard_netcdf_plot_and_wb2_forecast(scored):
+def test_evaluate_writes_wb2_results_tables_pictures_and_forecasts(scored):
     _, work, table = scored
-    csv = pd.read_csv(work / "scorecard.csv")
-    assert list(csv.columns) == ["forecast", "sphere", "variable", "lead_hours", "metric", "value"]
-    assert set(csv.forecast) == {"earthgraph", "persistence", "climatology"}
+    csv = pd.read_csv(work / "scores.csv")
+    assert list(csv.columns) == ["forecast", "sphere", "variable", "region", "lead_hours", "level", "metric", "value"]
+    assert set(csv.forecast) == {"earthgraph", "persistence", "climatology", "perfect_model"}
     assert set(csv.sphere) == {"atmosphere", "ocean", "land", "cryosphere"}
+    assert {"global", "tropics", "europe", "arctic", "land", "ocean", "sea-ice"} <= set(csv.region)
+    assert {"mse", "rmse", "bias", "mae", "acc"} <= set(csv.metric)
     assert {12.0, 24.0, 48.0} <= set(csv.lead_hours)
-    assert np.isfinite(csv.value).all()
-    ds = xr.open_dataset(work / "scores.nc")
-    assert ds["air_temperature"].dims == ("forecast", "metric", "region", "lead_time")
-    assert (work / "scorecard.png").stat().st_size > 10_000
+    glob = csv[csv.region == "global"]
+    undefined = (glob.forecast == "climatology") & (glob.metric == "acc")  # no anomaly: 0 / 0
+    assert np.isfinite(glob.value[~undefined]).all() and np.isnan(glob.value[undefined]).all()
+    for name in ("earthgraph", "persistence", "climatology", "perfect_model"):
+        ds = xr.open_dataset(work / "scores" / f"{name}.nc")
+        assert ds["air_temperature"].dims == ("metric", "region", "lead_time")
+        assert ds.lead_time.dtype.kind == "m"
+    for picture in ("scorecard.png", "rmse_atmosphere.png", "rmse_ocean.png", "rmse_land.png", "rmse_cryosphere.png",
+                    "maps.png"):
+        assert (work / picture).stat().st_size > 10_000, picture
     fc = xr.open_zarr(work / "forecast.zarr", consolidated=False)
     assert fc["air_temperature"].dims == ("time", "prediction_timedelta", "latitude", "longitude")
 
 
 def _hand_rmse(forecast, truth, lat_deg):
-    """RMSE by hand: cos-weighted cell areas, NaNs skipped, time mean, then the root."""
+    """RMSE by hand: WB2 cell areas (poles as outer edges), NaNs skipped, time mean, then the root."""
     lat = np.radians(lat_deg)
-    d = np.pi / len(lat)
-    w = (np.sin(lat + d / 2) - np.sin(lat - d / 2))[:, None] * np.ones(forecast.shape[-1])
+    edges = np.concatenate([[-np.pi / 2], (lat[1:] + lat[:-1]) / 2, [np.pi / 2]])
+    w = np.diff(np.sin(edges))[:, None] * np.ones(forecast.shape[-1])
     per_time = []
     for f, t in zip(forecast, truth):
         ok = np.isfinite(f) & np.isfinite(t)
@@ -69,18 +81,106 @@ def test_rmse_equals_hand_computation(scored, variable):
         valid = fc.time.values + lead.to_timedelta64()
         t = truth[variable].sel(time=valid).values.astype(np.float64)
         t_init = truth[variable].sel(time=fc.time.values).values.astype(np.float64)
-        got = table[(table.variable == variable) & (table.lead_hours == lead_h) & (table.metric == "rmse")]
-        model_rmse = got[got.forecast == "earthgraph"].value.item()
-        pers_rmse = got[got.forecast == "persistence"].value.item()
-        assert model_rmse == pytest.approx(_hand_rmse(f, t, truth.latitude.values), rel=1e-5)
-        assert pers_rmse == pytest.approx(_hand_rmse(t_init, t, truth.latitude.values), rel=1e-5)
+        got = table[(table.variable == variable) & (table.lead_hours == lead_h) & (table.metric == "rmse")
+                    & (table.region == "global")]
+        assert got[got.forecast == "earthgraph"].value.item() == pytest.approx(
+            _hand_rmse(f, t, truth.latitude.values), rel=1e-5)
+        assert got[got.forecast == "persistence"].value.item() == pytest.approx(
+            _hand_rmse(t_init, t, truth.latitude.values), rel=1e-5)
 
 
-def test_latitude_weights_match_wb2_closed_form():
+def test_observation_space_and_diagnostics(scored):
+    out, work, _ = scored
+    stats = pd.read_csv(work / "obs_space.csv")
+    assert {"synop", "drifter", "seaice_conc"} <= set(stats.obs_type)
+    assert set(stats.lead_hours) == {12.0, 24.0, 36.0, 48.0}
+    assert (stats["count"] > 0).all() and np.isfinite(stats[["bias", "rmse", "stde"]].values).all()
+    np.testing.assert_allclose(stats.rmse ** 2, stats.bias ** 2 + stats.stde ** 2, rtol=1e-6)
+    nc = xr.open_dataset(work / "obs_space.nc")
+    assert nc["rmse"].dims == ("obs_type_channel", "region", "lead_time")
+    # The forecast store holds what the statistics came from: recompute one by hand.
+    from earthgraph.data.store import ObservationStore
+
+    store = ObservationStore(work / "forecast_obs.zarr")
+    t0, t1 = store.time_range
+    cols = store.read("synop", t0, t1 + 1)
+    first = cols["hours_since_init"] < 12
+    d = (cols["values"][:, 0] - cols["observed_t2m"])[first]
+    d = d[np.isfinite(d)].astype(np.float64)
+    row = stats[(stats.obs_type == "synop") & (stats.region == "global") & (stats.lead_hours == 12.0)].iloc[0]
+    assert row["count"] == len(d) and row.rmse == pytest.approx(np.sqrt(np.mean(d ** 2)), rel=1e-5)
+
+    diag = json.loads((work / "diagnostics.json").read_text())
+    assert diag["days"] >= 2 and diag["budgets"]["water"]["relative_change_max"] < 1e-5
+    assert diag["stability"]["air_temperature"]["finite"]
+    assert set(diag["coupling"]) == {"sst_vs_air_temperature", "soil_moisture_vs_land_temperature"}
+    assert -1 <= diag["coupling"]["sst_vs_air_temperature"]["truth"] <= 1
+
+
+def test_scores_and_pictures_reach_the_offline_wandb_run(scored):
+    from earthgraph.training.wandb_offline import read_history
+
+    _, work, _ = scored
+    runs = list((work / "wb").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    (row,) = read_history(runs[0])
+    for picture in ("scorecard", "maps", "rmse_atmosphere", "rmse_cryosphere"):
+        assert row[f"evaluate/{picture}/_type"] == "image-file", picture
+    assert row["evaluate/scores/_type"] == "table-file"
+    assert row["evaluate/scores/nrows"] == len(pd.read_csv(work / "scores.csv"))
+    assert row["evaluate/obs_space/nrows"] == len(pd.read_csv(work / "obs_space.csv"))
+
+
+def test_perfect_model_bound_is_better_than_persistence(scored):
+    _, _, table = scored
+    r = table[(table.region == "global") & (table.metric == "rmse") & (table.variable == "sea_surface_temperature")]
+    pivot = r.pivot_table(index="lead_hours", columns="forecast", values="value")
+    assert (pivot.perfect_model < pivot.persistence).all()
+
+
+def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
+    """Any WB2-layout zarr (here: a 3-member ensemble, truth plus noise) scored with no model."""
+    out, _ = small_osse
+    truth = xr.open_zarr(out / "truth.zarr", consolidated=False)
+    init = truth.time.values[8:24:4]
+    leads = pd.to_timedelta([6, 24], unit="h").values
+    valid = xr.DataArray(init[:, None] + leads[None, :], dims=("time", "prediction_timedelta"))
+    base = truth[["air_temperature", "u_component_of_wind", "v_component_of_wind"]].sel(time=valid).drop_vars("time")
+    base = base.assign_coords(time=init, prediction_timedelta=leads)
+    rng = np.random.default_rng(0)
+    members = [base + xr.DataArray(rng.normal(scale=0.5, size=base["air_temperature"].shape), dims=base["air_temperature"].dims)
+               for _ in range(3)]
+    fc = xr.concat(members, dim="realization").transpose("time", "prediction_timedelta", "realization", ...)
+    fc.to_zarr(tmp_path / "other_model.zarr", consolidated=False)
+    table = evaluate.main(["--forecast", str(tmp_path / "other_model.zarr"), "--truth", str(out / "truth.zarr"),
+                           "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res"),
+                           "--baselines", "persistence", "--regions", "global", "tropics"])
+    res = xr.open_dataset(tmp_path / "res" / "scores" / "other_model.nc")
+    assert {"crps", "ensemble_mean_rmse", "spread", "spread_skill_ratio"} <= set(res.metric.values)
+    assert res["wind_vector"].dims == ("metric", "region", "lead_time")
+    # Noise of 0.5 K about the truth: ensemble-mean error 0.5 / sqrt(3), spread 0.5.
+    g = res["air_temperature"].sel(region="global")
+    assert float(g.sel(metric="ensemble_mean_rmse").mean()) == pytest.approx(0.5 / np.sqrt(3), rel=0.1)
+    assert float(g.sel(metric="spread").mean()) == pytest.approx(0.5, rel=0.1)
+    assert set(table.forecast) == {"other_model", "persistence"}
+    # A forecast on another grid is refused with the file and coordinate named.
+    fc.isel(latitude=slice(2, None)).to_zarr(tmp_path / "cut.zarr", consolidated=False)
+    with pytest.raises(SystemExit, match="cut.zarr: 14 latitude values, .*truth.zarr has 16"):
+        evaluate.main(["--forecast", str(tmp_path / "cut.zarr"), "--truth", str(out / "truth.zarr"),
+                       "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res2")])
+
+
+def test_latitude_weights_used_are_wb2s():
     lat = xr.DataArray(np.array([-75.0, -45.0, -15.0, 15.0, 45.0, 75.0]), dims=["latitude"], name="latitude")
-    lat = lat.assign_coords(latitude=lat.values)
-    w = latitude_weights(lat).values
-    edges = np.radians(np.array([-90, -60, -30, 0, 30, 60, 90.0]))
-    expect = np.diff(np.sin(edges))
+    w = latitude_weights(lat.assign_coords(latitude=lat.values)).values
+    expect = np.diff(np.sin(np.radians([-90, -60, -30, 0, 30, 60, 90.0])))
     np.testing.assert_allclose(w, expect / expect.mean(), rtol=1e-12)
-    assert w.mean() == pytest.approx(1.0)
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--checkpoint", "--forecast", "--truth", "--climatology", "--regions", "--baselines",
+                   "--diagnostic-days", "--wandb-dir", "scores/<forecast>.nc", "obs_space.csv", "scorecard.png"):
+        assert option in text, option

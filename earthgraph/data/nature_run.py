@@ -455,6 +455,54 @@ def diagnose(planet: Planet, s: SurfaceState, mixed_layer_depth: float, seconds:
     }
 
 
+def steps_per_output(config: NatureRunConfig) -> int:
+    """Model steps of ``dt_minutes`` between two outputs ``output_hours`` apart."""
+    return int(round(config.output_hours * 3600.0 / (config.dt_minutes * 60.0)))
+
+
+def output_count(config: NatureRunConfig) -> int:
+    """Number of output times: ``start`` and every ``output_hours`` up to ``days`` after it."""
+    return int(math.floor(config.days * 24.0 / config.output_hours)) + 1
+
+
+def output_times(config: NatureRunConfig) -> np.ndarray:
+    """(n_out,) datetime64[ns] times of the truth: ``start`` and every ``output_hours`` after it."""
+    start = pd.Timestamp(config.start)
+    return (start + pd.to_timedelta(np.arange(output_count(config)) * config.output_hours, unit="h")).values
+
+
+def integrate(planet: Planet, state: SurfaceState, seconds: float, n_steps: int,
+              config: NatureRunConfig) -> tuple[SurfaceState, float]:
+    """Advance ``state`` (valid at ``seconds`` since 1970) by ``n_steps`` steps of ``config.dt_minutes``.
+
+    Returns the new state and its clock. The clock is accumulated step by step, as
+    every caller must do for its trajectory to match the truth bit for bit.
+    """
+    dt = config.dt_minutes * 60.0
+    for _ in range(n_steps):
+        state = step(planet, state, seconds, dt, config.mixed_layer_depth_m)
+        seconds += dt
+    return state, seconds
+
+
+def spun_up_state(planet: Planet, config: NatureRunConfig) -> tuple[SurfaceState, float]:
+    """The state at ``config.start`` (after ``spinup_days`` of spin-up and the twin-run
+    ``perturbation`` of the vorticity, if any) and its clock in seconds since 1970."""
+    dt = config.dt_minutes * 60.0
+    start = pd.Timestamp(config.start)
+    t0 = (start - pd.Timestamp("1970-01-01")).total_seconds()
+    seconds = t0 - config.spinup_days * 86400.0
+    state = initial_state(planet, seconds, config.seed)
+    n_spin = int(round(config.spinup_days * 86400.0 / dt))
+    state, seconds = integrate(planet, state, seconds, n_spin, config)
+
+    if config.perturbation:
+        rms = grid_rms(planet.atmosphere.gaussian, state.vorticity)
+        state.vorticity = state.vorticity + spin_up_noise(planet.atmosphere, config.seed + 104729,
+                                                          config.perturbation * rms)
+    return state, seconds
+
+
 def run_nature(config: NatureRunConfig) -> xr.Dataset:
     """Integrate the nature run and return its truth as a WB2-layout dataset.
 
@@ -464,36 +512,20 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
     The run first spins up for ``spinup_days`` before ``start``.
     """
     planet = make_planet(config)
-    dt = config.dt_minutes * 60.0
-    start = pd.Timestamp(config.start)
-    t0 = (start - pd.Timestamp("1970-01-01")).total_seconds()
-    seconds = t0 - config.spinup_days * 86400.0
-    state = initial_state(planet, seconds, config.seed)
-    n_spin = int(round(config.spinup_days * 86400.0 / dt))
-    for _ in range(n_spin):
-        state = step(planet, state, seconds, dt, config.mixed_layer_depth_m)
-        seconds += dt
-
-    if config.perturbation:
-        rms = grid_rms(planet.atmosphere.gaussian, state.vorticity)
-        state.vorticity = state.vorticity + spin_up_noise(planet.atmosphere, config.seed + 104729,
-                                                          config.perturbation * rms)
-    every = int(round(config.output_hours * 3600.0 / dt))
-    n_out = int(math.floor(config.days * 24.0 / config.output_hours)) + 1
+    state, seconds = spun_up_state(planet, config)
+    every = steps_per_output(config)
+    n_out = output_count(config)
     out = {k: np.empty((n_out, config.nlat, config.nlon)) for k in VARIABLES}
     totals = np.empty(n_out)
     for n in range(n_out):
         if n > 0:
-            for _ in range(every):
-                state = step(planet, state, seconds, dt, config.mixed_layer_depth_m)
-                seconds += dt
+            state, seconds = integrate(planet, state, seconds, every, config)
         for k, v in diagnose(planet, state, config.mixed_layer_depth_m, seconds).items():
             out[k][n] = v
         totals[n] = water_total(planet, state)
 
     grid = planet.grid
-    times = start + pd.to_timedelta(np.arange(n_out) * config.output_hours, unit="h")
-    coords = {"time": times.values, "latitude": grid.lat_deg, "longitude": grid.lon_deg}
+    coords = {"time": output_times(config), "latitude": grid.lat_deg, "longitude": grid.lon_deg}
     dims = ("time", "latitude", "longitude")
     ds = xr.Dataset(
         {k: (dims, v.astype(config.output_dtype), {"units": VARIABLES[k][1], "sphere": VARIABLES[k][0]})

@@ -44,6 +44,12 @@ STATIC_GROUP = "static"
 COLUMN_CHUNK = 1 << 16
 
 
+def observed_column(channel: str) -> str:
+    """The column of a forecast store (``train.py predict``, ``evaluate.py``) holding the
+    observed value of ``channel`` beside the forecast in ``values``."""
+    return f"observed_{channel}"
+
+
 class StoreError(ValueError):
     """A store that cannot be written or read as asked; the message names the store and field."""
 

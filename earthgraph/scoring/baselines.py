@@ -1,4 +1,5 @@
-"""Reference forecasts made from the truth itself, in the WB2 forecast layout."""
+"""Reference forecasts made from the truth itself, and the truth aligned to a
+forecast, all in the WB2 forecast layout ``(time, prediction_timedelta, ...)``."""
 
 from __future__ import annotations
 
@@ -6,34 +7,43 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from earthgraph.scoring.climatology import climatology_at
 
-def persistence(truth: xr.Dataset, init_times: np.ndarray, leads: pd.TimedeltaIndex) -> xr.Dataset:
+
+def valid_times(init_times: np.ndarray, leads: np.ndarray) -> xr.DataArray:
+    """``init + lead`` with dims (time, prediction_timedelta)."""
+    init = pd.DatetimeIndex(init_times).values
+    leads = pd.to_timedelta(leads).values
+    return xr.DataArray(init[:, None] + leads[None, :], dims=("time", "prediction_timedelta"),
+                        coords={"time": init, "prediction_timedelta": leads})
+
+
+def _select_times(truth: xr.Dataset, times: np.ndarray, what: str) -> None:
+    missing = np.setdiff1d(np.unique(times), truth.time.values)
+    if len(missing):
+        raise ValueError(f"{what}: the truth has no values at {len(missing)} time(s) needed, first "
+                         f"{pd.Timestamp(missing[0])} (truth covers {pd.Timestamp(truth.time.values[0])} .. "
+                         f"{pd.Timestamp(truth.time.values[-1])})")
+
+
+def align_truth(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray) -> xr.Dataset:
+    """The truth valid at ``init + lead``, in the forecast layout (WB2's alignment by
+    initialisation time)."""
+    valid = valid_times(init_times, leads)
+    _select_times(truth, valid.values, "align_truth")
+    out = truth.sel(time=valid).drop_vars("time", errors="ignore")
+    return out.assign_coords(time=valid.time, prediction_timedelta=valid.prediction_timedelta)
+
+
+def persistence(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray) -> xr.Dataset:
     """The truth at initialisation time, held for every lead."""
-    init = truth.sel(time=init_times)
-    fc = init.expand_dims(prediction_timedelta=leads.values).transpose("time", "prediction_timedelta", ...)
-    return fc
+    init = pd.DatetimeIndex(init_times).values
+    _select_times(truth, init, "persistence")
+    held = truth.sel(time=init)
+    fc = held.expand_dims(prediction_timedelta=pd.to_timedelta(leads).values)
+    return fc.transpose("time", "prediction_timedelta", ...)
 
 
-def diurnal_climatology(truth: xr.Dataset, period: tuple[str, str]) -> xr.Dataset:
-    """Mean of the truth over ``period`` for each hour of the day (dim ``hour``)."""
-    sub = truth.sel(time=slice(period[0], period[1]))
-    if sub.sizes["time"] == 0:
-        raise ValueError(f"diurnal_climatology: truth has no times in period {period}")
-    return sub.groupby("time.hour").mean("time")
-
-
-def climatology_forecast(clim: xr.Dataset, init_times: np.ndarray, leads: pd.TimedeltaIndex) -> xr.Dataset:
-    """Climatology valid at each ``init + lead``, in the forecast layout."""
-    valid = pd.DatetimeIndex(init_times).values[:, None] + leads.values[None, :]
-    hour = ((valid - valid.astype("datetime64[D]")) // np.timedelta64(1, "h")).astype(np.int64)
-    hours = xr.DataArray(hour, dims=("time", "prediction_timedelta"))
-    fc = clim.sel(hour=hours).drop_vars("hour")
-    return fc.assign_coords(time=init_times, prediction_timedelta=leads.values)
-
-
-def align_truth(truth: xr.Dataset, init_times: np.ndarray, leads: pd.TimedeltaIndex) -> xr.Dataset:
-    """The truth valid at ``init + lead``, in the forecast layout (WB2's alignment)."""
-    valid = pd.DatetimeIndex(init_times).values[:, None] + leads.values[None, :]
-    sel = xr.DataArray(valid, dims=("time", "prediction_timedelta"))
-    out = truth.sel(time=sel).drop_vars("time", errors="ignore")
-    return out.assign_coords(time=init_times, prediction_timedelta=leads.values)
+def climatology_forecast(climatology: xr.Dataset, init_times: np.ndarray, leads: np.ndarray) -> xr.Dataset:
+    """The climatology (dims hour, dayofyear, ...) valid at each ``init + lead``."""
+    return climatology_at(climatology, valid_times(init_times, leads))

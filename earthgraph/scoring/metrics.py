@@ -1,14 +1,18 @@
-"""Metrics with WeatherBench2's definitions.
+"""Deterministic metrics with WeatherBench2's definitions.
 
-- Latitude weights are proportional to cell area on an equiangular grid,
-  ``sin(lat + dlat/2) - sin(lat - dlat/2)``, normalised to mean 1 over latitude.
-- RMSE: the area-weighted spatial mean of the squared error, averaged over
-  initialisation times, then the square root (WB2 takes the root after the
-  time mean).
+Every metric is a spatial average per forecast (per initialisation time and
+lead), then a mean over initialisation times (dim ``time``), as WB2 computes
+them; RMSE is the square root of the time-mean MSE (the root after the time
+mean). Forecast and truth share the WB2 forecast layout
+``(time, prediction_timedelta, [level,] <spatial dims>)``, the truth valid at
+``time + prediction_timedelta``.
 
-Points where forecast or truth is NaN (land for SST, ocean for soil moisture)
-are left out of the spatial mean: the weights are renormalised over the valid
-points of each field.
+``weights`` are the area weights times a region factor over the spatial dims
+(:func:`region_weights`). As in WB2, points of zero weight are set to zero
+before averaging, so a NaN outside the region never reaches its score; inside
+it a NaN makes the score NaN unless ``skipna`` (then the weights are
+renormalised over the valid points, which is how fields that exist only over
+land or ocean are scored).
 """
 
 from __future__ import annotations
@@ -16,45 +20,73 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from earthgraph.scoring.areas import area_weights, spatial_dims
+from earthgraph.scoring.regions import Region
 
-def latitude_weights(latitude: xr.DataArray) -> xr.DataArray:
-    """Area weights of an equiangular latitude axis (degrees), mean 1."""
-    lat = np.radians(latitude.values.astype(np.float64))
-    if len(lat) < 2:
-        raise ValueError(f"latitude_weights: need at least two latitudes, got {len(lat)}")
-    dlat = np.abs(np.diff(lat)).mean()
-    upper = np.clip(lat + dlat / 2, -np.pi / 2, np.pi / 2)
-    lower = np.clip(lat - dlat / 2, -np.pi / 2, np.pi / 2)
-    w = np.sin(upper) - np.sin(lower)
-    return xr.DataArray(w / w.mean(), coords={latitude.name: latitude}, dims=[latitude.name])
+TIME_DIM = "time"
 
 
-def spatial_mean(x: xr.DataArray, weights: xr.DataArray | None = None,
-                 dims: tuple[str, str] = ("latitude", "longitude")) -> xr.DataArray:
-    """Area-weighted mean over ``dims``, skipping NaN points."""
-    if weights is None:
-        weights = latitude_weights(x[dims[0]])
-    w = weights.broadcast_like(x).where(x.notnull())
-    return (x * w).sum(dims) / w.sum(dims)
+def region_weights(x: xr.DataArray | xr.Dataset, region: Region | None = None) -> xr.DataArray:
+    """Area weights (mean 1 over the grid) times the region's factor."""
+    w = area_weights(x)
+    return w if region is None else w * region.weights(x)
 
 
-def mse(forecast: xr.DataArray, truth: xr.DataArray, time_dim: str = "time") -> xr.DataArray:
-    """Area-weighted mean squared error, averaged over ``time_dim``."""
-    return spatial_mean((forecast - truth) ** 2).mean(time_dim)
+def spatial_average(x: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Weighted mean of ``x`` over its spatial dims (WB2's ``_spatial_average``)."""
+    x = x.where(weights > 0, 0.0)
+    return x.weighted(weights).mean(spatial_dims(x), skipna=skipna)
 
 
-def rmse(forecast: xr.DataArray, truth: xr.DataArray, time_dim: str = "time") -> xr.DataArray:
-    """WB2 RMSE: square root of the time-mean of the area-weighted MSE."""
-    return np.sqrt(mse(forecast, truth, time_dim))
+def time_mean(x: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Mean over initialisation times."""
+    return x.mean(TIME_DIM, skipna=skipna)
 
 
-def bias(forecast: xr.DataArray, truth: xr.DataArray, time_dim: str = "time") -> xr.DataArray:
-    """Area-weighted mean of forecast minus truth, averaged over time."""
-    return spatial_mean(forecast - truth).mean(time_dim)
+def mse(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Mean squared error: ``mean_t <(f - o)^2>``."""
+    return time_mean(spatial_average((forecast - truth) ** 2, weights, skipna), skipna)
 
 
-def mae(forecast: xr.DataArray, truth: xr.DataArray, time_dim: str = "time") -> xr.DataArray:
-    return spatial_mean(abs(forecast - truth)).mean(time_dim)
+def rmse(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Root mean squared error, the root taken after the time mean: ``sqrt(mse)``."""
+    return np.sqrt(mse(forecast, truth, weights, skipna))
 
 
-METRICS = {"rmse": rmse, "bias": bias, "mae": mae}
+def bias(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Mean error, forecast minus truth: ``mean_t <f - o>``."""
+    return time_mean(spatial_average(forecast - truth, weights, skipna), skipna)
+
+
+def mae(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Mean absolute error: ``mean_t <|f - o|>``."""
+    return time_mean(spatial_average(abs(forecast - truth), weights, skipna), skipna)
+
+
+def acc(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray, weights: xr.DataArray,
+        skipna: bool = False) -> xr.DataArray:
+    """Uncentred anomaly correlation, per forecast then averaged over time:
+    ``mean_t <f'o'> / sqrt(<f'^2> <o'^2>)`` with ``f' = f - c``, ``o' = o - c`` and
+    ``c`` the climatology valid at the same time (same layout as the truth)."""
+    fa, oa = forecast - climatology, truth - climatology
+    both = fa.notnull() & oa.notnull() if skipna else True
+    fa, oa = fa.where(both), oa.where(both)  # the three means over the same points
+    num = spatial_average(fa * oa, weights, skipna)
+    den = np.sqrt(spatial_average(fa ** 2, weights, skipna) * spatial_average(oa ** 2, weights, skipna))
+    return time_mean(num / den, skipna)
+
+
+def wind_vector_mse(u_forecast: xr.DataArray, v_forecast: xr.DataArray, u_truth: xr.DataArray,
+                    v_truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Mean squared length of the vector error: ``mean_t <(du)^2 + (dv)^2>``."""
+    return time_mean(spatial_average((u_forecast - u_truth) ** 2 + (v_forecast - v_truth) ** 2, weights, skipna),
+                     skipna)
+
+
+def wind_vector_rmse(u_forecast: xr.DataArray, v_forecast: xr.DataArray, u_truth: xr.DataArray,
+                     v_truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Wind-vector RMSE, the root after the time mean (m s-1 for winds in m s-1)."""
+    return np.sqrt(wind_vector_mse(u_forecast, v_forecast, u_truth, v_truth, weights, skipna))
+
+
+DETERMINISTIC = {"mse": mse, "rmse": rmse, "bias": bias, "mae": mae}

@@ -8,6 +8,7 @@ product's head at every grid point at each requested lead.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import xarray as xr
 from earthgraph.data.batch import ObsSet
 from earthgraph.data.obs_types import Product
 from earthgraph.data.windows import WindowDataset, collate_windows
-from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.forecaster import GraphDOPForecaster, ModelState
 
 
 def grid_targets(lat_deg: np.ndarray, lon_deg: np.ndarray, batch: int, time_in_window: float, n_meta: int) -> ObsSet:
@@ -37,11 +38,14 @@ def grid_targets(lat_deg: np.ndarray, lon_deg: np.ndarray, batch: int, time_in_w
 def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_times: np.ndarray,
                      leads_hours: list[float], lat_deg: np.ndarray, lon_deg: np.ndarray,
                      products: tuple[Product, ...], land_sea_mask: np.ndarray | None = None,
-                     batch_size: int = 8) -> xr.Dataset:
+                     batch_size: int = 8, on_step: Callable[[int, int, ModelState], None] | None = None) -> xr.Dataset:
     """Forecasts of ``products`` with dims (time, prediction_timedelta, latitude, longitude).
 
     Values are in physical units, clipped to each channel's valid range, and
     NaN where the product does not exist (``mask`` land/ocean).
+    ``on_step(first_init_index, k, state)``, if given, sees the state after the
+    k-th window (k = 0: the encoded state) of each batch of initialisations,
+    e.g. to record budget totals along a long forecast.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -58,9 +62,13 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
                                   for t in times])
         init = inputs["init_time"].to(device)
         state = model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init)
+        if on_step is not None:
+            on_step(start, 0, state)
         for k in range(1, n_windows + 1):
             wstart = init + (k - 1) * model.window_seconds
             state = model.step(state, wstart)
+            if on_step is not None:
+                on_step(start, k, state)
             for li in [i for i, kk in enumerate(lead_window) if kk == k]:
                 for p in products:
                     spec = model.schema[p.obs_type]

@@ -4,9 +4,12 @@ as an observation store (the forecast at every verifying observation).
 The observation-space store has one group per observation type, with the type's
 channels in physical units (clipped to their valid ranges; an ensemble's mean),
 the verifying observation's position, time and error, its metadata features,
-and two more metadata columns: ``window`` (1 for the first window after the
-initialisation) and ``hours_since_init``. Rows are sorted by time; an
-observation verified by several initialisations appears once for each.
+and more metadata columns: ``window`` (1 for the first window after the
+initialisation), ``hours_since_init``, and ``observed_<channel>`` (the verifying
+observation's value, NaN where that channel was not observed), so that the store
+alone is enough for observation-space verification
+(``earthgraph.scoring.obs_space``). Rows are sorted by time; an observation
+verified by several initialisations appears once for each.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from earthgraph.data.generate import write_zarr_atomic
 from earthgraph.data.obs_types import DEFAULT_PRODUCTS, Channel, ObservationType
-from earthgraph.data.store import StoreWriter
+from earthgraph.data.store import StoreWriter, observed_column
 
 
 def observation_forecasts(module, batch: dict) -> dict:
@@ -37,6 +40,7 @@ def observation_forecasts(module, batch: dict) -> dict:
                 p = p.mean(dim=0)
             mean, std = np.asarray(spec["mean"], np.float64), np.asarray(spec["std"], np.float64)
             value = np.clip(p.double().cpu().numpy() * std + mean, spec["valid_min"], spec["valid_max"])
+            observed = o.values.double().cpu().numpy() * std + mean
             start = init[o.sample.cpu().numpy()] + k * model.window_seconds
             seconds = start + o.time.double().cpu().numpy() * model.window_seconds
             out[name] = {
@@ -45,6 +49,7 @@ def observation_forecasts(module, batch: dict) -> dict:
                 "error": (o.error.double().cpu().numpy() * std).astype(np.float32),
                 "window": np.full(len(o), k + 1, np.float32),
                 "hours_since_init": ((seconds - init[o.sample.cpu().numpy()]) / 3600.0).astype(np.float32),
+                **{observed_column(c): observed[:, j].astype(np.float32) for j, c in enumerate(spec["channels"])},
                 **{m: (o.meta[:, j].double().cpu().numpy() * 90.0).astype(np.float32)
                    for j, m in enumerate(spec["metadata"])},
             }
@@ -53,13 +58,14 @@ def observation_forecasts(module, batch: dict) -> dict:
 
 
 def forecast_obs_types(schema: dict) -> list[ObservationType]:
-    """The forecast store's types: the schema's channels, its metadata features, and
-    ``window`` and ``hours_since_init``."""
+    """The forecast store's types: the schema's channels, its metadata features,
+    ``window``, ``hours_since_init`` and the observed value of each channel."""
     types = []
     for name, s in schema.items():
         channels = tuple(Channel(c, u, lo, hi, 0.0) for c, u, lo, hi in
                          zip(s["channels"], s["units"], s["valid_min"], s["valid_max"]))
-        types.append(ObservationType(name, s["sphere"], channels, tuple(s["metadata"]) + ("window", "hours_since_init"),
+        types.append(ObservationType(name, s["sphere"], channels, (tuple(s["metadata"]) + ("window", "hours_since_init")
+                                     + tuple(observed_column(c) for c in s["channels"])),
                                      description=f"earthgraph forecasts at {name} observations"))
     return types
 
