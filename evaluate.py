@@ -42,6 +42,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     out.add_argument("--map-lead", type=float, default=24.0, help="lead of the maps, hours")
     out.add_argument("--wandb-dir", default=None, help="also log pictures and tables to a W&B run in this folder")
     out.add_argument("--wandb-project", default="earthgraph")
-    out.add_argument("--wandb-run-id", default=None, help="add to this run (e.g. the training run) instead of a new one")
+    out.add_argument("--wandb-run-id", default=None,
+                     help="add to this run (e.g. the training run) instead of a new one")
     p.add_argument("--batch-size", type=int, default=8, help="initialisations per model call")
     args = p.parse_args(argv)
     if args.checkpoint and args.forecast:
@@ -188,7 +190,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     from earthgraph.data.store import ObservationStore
     from earthgraph.data.windows import WindowDataset, init_times_between
     from earthgraph.training.module import ForecastModule
-    from earthgraph.training.predict import forecast_on_grid
+    from earthgraph.training.predict import forecast_on_grid, long_forecast, observation_forecast_store
 
     ckpt_path = _require(Path(args.checkpoint), "checkpoint")
     store_path = _require(Path(args.store or Path(args.data_dir) / "obs.zarr"), "observation store")
@@ -224,59 +226,11 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
                                                              out / "forecast_obs.zarr", args.batch_size)
         clock.lap("observation_forecasts")
     if args.diagnostic_days > 0:
-        context["long"] = long_forecast(model, store, truth, init_times[0], args.diagnostic_days, window_h,
-                                        input_windows, products, land)
+        t_end = int((truth.time.values[-1] - np.datetime64(0, "s")) // np.timedelta64(1, "s"))
+        context["long"] = long_forecast(model, store, int(init_times[0]), t_end, args.diagnostic_days, input_windows,
+                                        lat, lon, products, land)
         clock.lap("long_forecast")
     return fc, context
-
-
-def observation_forecast_store(module, store, init_times, leads, input_windows, path: Path, batch_size: int) -> Path:
-    """Forecasts at every verifying observation of the windows up to the longest lead."""
-    import math
-
-    import torch
-
-    from earthgraph.data.windows import WindowDataset, collate_windows
-    from earthgraph.training.writers import observation_forecasts, write_observation_forecasts
-
-    model = module.model.eval()
-    windows = max(1, math.ceil(max(leads) / module.hparams.window_hours - 1e-9))
-    dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, windows,
-                            input_windows=input_windows)
-    batches = []
-    with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            batch = collate_windows([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            batches.append(observation_forecasts(module, batch))
-    write_observation_forecasts(path, model.schema, batches, {"store": str(store.path)})
-    return path
-
-
-def long_forecast(model, store, truth: xr.Dataset, first_init: int, days: float, window_hours: float,
-                  input_windows: int, products, land) -> dict:
-    """A daily forecast of ``days`` (cut to what the truth covers) from the earliest
-    initialisation that allows it, with the budget totals after every window."""
-    from earthgraph.data.windows import WindowDataset
-    from earthgraph.training.predict import forecast_on_grid
-
-    t_first = int(store.time_range[0] + input_windows * window_hours * 3600)
-    t_first = -(-t_first // 86400) * 86400  # a whole day
-    t_end = (truth.time.values[-1] - np.datetime64(0, "s")) // np.timedelta64(1, "s")
-    start = min(int(first_init), max(t_first, int(t_end - days * 86400)))
-    days = min(days, float((t_end - start) // 86400))
-    if days < 2:
-        return None
-    leads = [24.0 * d for d in range(1, int(days) + 1)]
-    dataset = WindowDataset(store, np.array([start]), model.schema, window_hours, 1, input_windows=input_windows)
-    totals: dict[str, list[float]] = {}
-
-    def record(_first, _k, state):
-        for name, total in model.budget_totals(state).items():
-            totals.setdefault(name, []).append(float(total[0]))
-
-    fc = forecast_on_grid(model, dataset, dataset.init_times, leads, truth.latitude.values, truth.longitude.values,
-                          products, land, 1, on_step=record)
-    return {"forecast": fc, "totals": {k: np.asarray(v) for k, v in totals.items()}, "days": int(days)}
 
 
 def physical_diagnostics(long: dict, truth: xr.Dataset, climatology: xr.Dataset, out: Path) -> dict:
@@ -311,22 +265,34 @@ def log_to_wandb(args, table: pd.DataFrame, obs_stats: pd.DataFrame | None, pict
     if obs_stats is not None and len(obs_stats):
         logged["evaluate/obs_space"] = wandb.Table(dataframe=obs_stats)
     run.log(logged)
-    glob = table[(table.region == "global") & (table.metric == "rmse") & table.level.isna()]
-    for r in glob.itertuples():
+    for r in scorecard.single_level(table, "rmse").itertuples():
         run.summary[f"evaluate/{r.forecast}/{r.variable}/rmse_{r.lead_hours:g}h"] = r.value
     run.summary["evaluate/summary"] = json.dumps(summary)
     run.finish()
     return run.id
 
 
-def main(argv=None) -> pd.DataFrame:
-    args = parse_args(argv)
-    clock = Stopwatch()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass
+class Inputs:
+    """What is scored: the forecast on the truth's grid, the truth aligned to it, the
+    climatology (for acc, the climatology baseline and the diagnostics), the regions."""
+
+    name: str
+    forecast: xr.Dataset
+    truth: xr.Dataset
+    variables: list[str]
+    aligned: xr.Dataset
+    climatology: xr.Dataset
+    clim_valid: xr.Dataset
+    regions: dict
+    context: dict
+
+
+def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
+    """Open and check everything (making the model's forecasts in checkpoint mode);
+    bad input ends the run with a message naming the file and the field."""
     truth_path = Path(args.truth or Path(args.data_dir) / "truth.zarr")
     truth = evaluation.normalise_grid(_open_zarr(truth_path, "truth"))
-
     if args.checkpoint:
         name = args.name or "earthgraph"
         fc, context = model_forecasts(args, truth, out, clock)
@@ -364,60 +330,90 @@ def main(argv=None) -> pd.DataFrame:
                                    args.regions)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
+    return Inputs(name, fc[variables], truth, variables, aligned, climatology, clim_valid, regions, context)
 
-    forecasts = {name: fc[variables]}
+
+def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset]:
+    """The baselines asked for, in the forecast's layout."""
+    init, leads = inp.forecast.time.values, inp.forecast.prediction_timedelta.values
+    out = {}
     if "persistence" in args.baselines:
-        forecasts["persistence"] = baselines.persistence(truth_v[variables], init, leads)
+        out["persistence"] = baselines.persistence(inp.truth[inp.variables].load(), init, leads)
     if "climatology" in args.baselines:
-        forecasts["climatology"] = clim_valid
-    if "perfect_model" in args.baselines and "config" in truth.attrs:
+        out["climatology"] = inp.clim_valid
+    if "perfect_model" in args.baselines:
+        if "config" not in inp.truth.attrs:
+            print("evaluate.py: no perfect_model baseline: the truth is not an earthgraph nature run")
+            return out
         from earthgraph.data.perfect_model import nature_config_from_truth, perfect_model_forecast
 
         lead_h = [float(x / np.timedelta64(1, "h")) for x in leads]
-        forecasts["perfect_model"] = perfect_model_forecast(
-            nature_config_from_truth(truth), init, lead_h, args.perfect_model_perturbation,
-            variables=[v for v in variables if v in truth.data_vars])
+        out["perfect_model"] = perfect_model_forecast(nature_config_from_truth(inp.truth), init, lead_h,
+                                                      args.perfect_model_perturbation, variables=inp.variables)
+    return out
+
+
+def draw_pictures(args, inp: Inputs, table: pd.DataFrame, out: Path) -> list[Path]:
+    """scorecard.png, rmse_<sphere>.png and (lat-lon grids) maps.png."""
+    pictures = [plots.plot_scorecard(table, out / "scorecard.png", args.reference, variables=inp.variables)]
+    pictures += plots.plot_metric_by_lead(table, out)
+    fc, leads = inp.forecast, inp.forecast.prediction_timedelta.values
+    if "latitude" in fc.dims:
+        map_lead = pd.Timedelta(hours=args.map_lead).to_timedelta64()
+        mapped = [v for v in (inp.context["headline"] or inp.variables) if "level" not in fc[v].dims]
+        if mapped:
+            pictures.append(plots.plot_maps(fc, inp.aligned, mapped, map_lead if map_lead in leads else leads[0],
+                                            out / "maps.png"))
+    return pictures
+
+
+def verify_observations(args, inp: Inputs, out: Path) -> pd.DataFrame | None:
+    """obs_space.csv and obs_space.nc from the forecast store, if there is one."""
+    if inp.context["forecast_obs"] is None or args.no_obs_space:
+        return None
+    bin_hours = args.lead_bin_hours or inp.context["window_hours"] or 12.0
+    stats = obs_space.departure_statistics(obs_space.departures_from_store(inp.context["forecast_obs"]),
+                                           inp.regions, bin_hours)
+    stats.to_csv(out / "obs_space.csv", index=False)
+    obs_space.to_netcdf(stats, out / "obs_space.nc")
+    return stats
+
+
+def main(argv=None) -> pd.DataFrame:
+    args = parse_args(argv)
+    clock = Stopwatch()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inp = load_inputs(args, out, clock)
+    forecasts = {inp.name: inp.forecast, **reference_forecasts(args, inp)}
     clock.lap("baselines")
-    results = {n: evaluation.score_forecast(f, aligned, regions, clim_valid, variables, not args.no_skipna)
-               for n, f in forecasts.items()}
+    results = {n: evaluation.score_forecast(f, inp.aligned, inp.regions, inp.clim_valid, inp.variables,
+                                            not args.no_skipna) for n, f in forecasts.items()}
     paths = evaluation.write_results(results, out)
     table = evaluation.results_table(results)
     clock.lap("scores")
-
-    headline = context["headline"] or variables
-    pictures = [plots.plot_scorecard(table, out / "scorecard.png", args.reference, variables=variables)]
-    pictures += plots.plot_metric_by_lead(table, out)
-    if "latitude" in fc.dims:
-        map_lead = pd.Timedelta(hours=args.map_lead).to_timedelta64()
-        if map_lead not in leads:
-            map_lead = leads[0]
-        mapped = [v for v in headline if v in fc and "level" not in fc[v].dims]
-        if mapped:
-            pictures.append(plots.plot_maps(fc, aligned, mapped, map_lead, out / "maps.png"))
+    pictures = draw_pictures(args, inp, table, out)
     clock.lap("plots")
-
-    obs_stats = None
-    if context["forecast_obs"] is not None and not args.no_obs_space:
-        bin_hours = args.lead_bin_hours or context["window_hours"] or 12.0
-        obs_stats = obs_space.departure_statistics(obs_space.departures_from_store(context["forecast_obs"]),
-                                                   regions, bin_hours)
-        obs_stats.to_csv(out / "obs_space.csv", index=False)
-        obs_space.to_netcdf(obs_stats, out / "obs_space.nc")
-        clock.lap("obs_space")
+    obs_stats = verify_observations(args, inp, out)
+    clock.lap("obs_space")
     diag = None
-    if context["long"] is not None:
-        diag = physical_diagnostics(context["long"], truth, climatology, out)
+    if inp.context["long"] is not None:
+        diag = physical_diagnostics(inp.context["long"], inp.truth, inp.climatology, out)
         clock.lap("diagnostics")
 
-    print(f"{name} scorecard: {len(init)} initialisations {str(init[0])[:16]} .. {str(init[-1])[:16]}, leads "
-          f"{[float(x / np.timedelta64(1, 'h')) for x in leads]} h (global RMSE; skill = 1 - RMSE / RMSE_{args.reference})")
+    init, leads = inp.forecast.time.values, inp.forecast.prediction_timedelta.values
+    lead_h = [float(x / np.timedelta64(1, "h")) for x in leads]
+    print(f"{inp.name} scorecard: {len(init)} initialisations {str(init[0])[:16]} .. {str(init[-1])[:16]}, leads "
+          f"{lead_h} h (global RMSE; skill = 1 - RMSE / RMSE_{args.reference})")
     print(scorecard.format_scorecard(table, reference=args.reference))
     if obs_stats is not None:
         print("observation space (global): fc - ob departures")
         print(scorecard.format_obs_space(obs_stats))
     if diag is not None:
         print(scorecard.format_diagnostics(diag))
-    summary = {"forecast": name, f"beats_{args.reference}": scorecard.beats(table, name, args.reference, headline),
+    headline = inp.context["headline"] or inp.variables
+    summary = {"forecast": inp.name,
+               f"beats_{args.reference}": scorecard.beats(table, inp.name, args.reference, headline),
                "outputs": sorted(str(p) for p in [*paths.values(), *pictures])}
     if args.wandb_dir:
         summary["wandb_run"] = log_to_wandb(args, table, obs_stats, pictures, summary)

@@ -148,8 +148,8 @@ def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
     base = truth[["air_temperature", "u_component_of_wind", "v_component_of_wind"]].sel(time=valid).drop_vars("time")
     base = base.assign_coords(time=init, prediction_timedelta=leads)
     rng = np.random.default_rng(0)
-    members = [base + xr.DataArray(rng.normal(scale=0.5, size=base["air_temperature"].shape), dims=base["air_temperature"].dims)
-               for _ in range(3)]
+    shape, dims = base["air_temperature"].shape, base["air_temperature"].dims
+    members = [base + xr.DataArray(rng.normal(scale=0.5, size=shape), dims=dims) for _ in range(3)]
     fc = xr.concat(members, dim="realization").transpose("time", "prediction_timedelta", "realization", ...)
     fc.to_zarr(tmp_path / "other_model.zarr", consolidated=False)
     table = evaluate.main(["--forecast", str(tmp_path / "other_model.zarr"), "--truth", str(out / "truth.zarr"),

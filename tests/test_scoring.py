@@ -157,7 +157,8 @@ def test_spread_skill_ratio_of_a_known_ensemble():
     w = metrics.region_weights(truth)
     assert ensemble.ensemble_spread(fc, w, "realization").item() == pytest.approx(np.sqrt(7 / 3))
     assert ensemble.ensemble_mean_rmse(fc, truth, w, "realization").item() == pytest.approx(2 / 3)
-    scored = evaluation.score_forecast(xr.Dataset({"x": fc}), xr.Dataset({"x": truth}), {"global": WB2_REGIONS["global"]})
+    scored = evaluation.score_forecast(xr.Dataset({"x": fc}), xr.Dataset({"x": truth}),
+                                       {"global": WB2_REGIONS["global"]})
     assert scored["x"].sel(metric="spread_skill_ratio").item() == pytest.approx(np.sqrt(7 / 3) * 1.5)
     assert scored["x"].sel(metric="crps").item() > 0
     one = fc.isel(realization=[0])
@@ -178,7 +179,8 @@ def test_climatology_by_hand_with_gaps_and_wraparound():
     doy = np.asarray(times.dayofyear, float)
     values = doy + 1000.0 * np.asarray(times.hour == 12) + 0.5 * (times.year == 2021)
     values[(times.month == 2) & (times.year == 2021)] = np.nan  # a gap, skipped
-    truth = xr.Dataset({"t": (("time", "latitude", "longitude"), np.broadcast_to(values[:, None, None], (len(times), 2, 3)))},
+    field = np.broadcast_to(values[:, None, None], (len(times), 2, 3))
+    truth = xr.Dataset({"t": (("time", "latitude", "longitude"), field)},
                        coords={"time": times.values, "latitude": [-10.0, 10.0], "longitude": [0.0, 120.0, 240.0]})
     clim = hourly_dayofyear_climatology(truth, ("2020-01-01", "2021-12-31"))
     assert clim["t"].dims == ("hour", "dayofyear", "latitude", "longitude")
@@ -201,7 +203,8 @@ def test_climatology_by_hand_with_gaps_and_wraparound():
 
     for day, hour in ((1, 0), (45, 12), (200, 0), (366, 12)):
         assert clim["t"].sel(dayofyear=day, hour=hour).values[0, 0] == pytest.approx(by_hand(day, hour), rel=1e-6)
-    valid = xr.DataArray(np.array([["2022-02-14T12:00"]], dtype="datetime64[ns]"), dims=("time", "prediction_timedelta"))
+    valid = xr.DataArray(np.array([["2022-02-14T12:00"]], dtype="datetime64[ns]"),
+                         dims=("time", "prediction_timedelta"))
     assert climatology_at(clim, valid)["t"].values[0, 0, 0, 0] == pytest.approx(by_hand(45, 12), rel=1e-6)
     with pytest.raises(ValueError, match="hour"):
         climatology_at(clim, valid + np.timedelta64(3, "h"))
@@ -233,8 +236,10 @@ def test_regions_score_as_wb2_selects_them():
 def test_surface_masks_and_unknown_region():
     truth = xr.Dataset({
         "land_sea_mask": (("latitude", "longitude"), np.array([[1.0, 0.0], [0.25, 0.0]])),
-        "sea_ice_concentration": (("time", "latitude", "longitude"), np.array([[[0, 0.1], [0, 0.0]], [[0, 0.2], [0, 0.0]]])),
-    }, coords={"time": pd.date_range("2020-01-01", periods=2).values, "latitude": [-45.0, 45.0], "longitude": [0.0, 180.0]})
+        "sea_ice_concentration": (("time", "latitude", "longitude"),
+                                  np.array([[[0, 0.1], [0, 0.0]], [[0, 0.2], [0, 0.0]]])),
+    }, coords={"time": pd.date_range("2020-01-01", periods=2).values, "latitude": [-45.0, 45.0],
+               "longitude": [0.0, 180.0]})
     regions = standard_regions(truth)
     x = truth["sea_ice_concentration"]
     assert regions["ocean"].weights(x).values.tolist() == [[0.0, 1.0], [0.75, 1.0]]
@@ -246,7 +251,8 @@ def test_surface_masks_and_unknown_region():
 def test_score_forecast_layout_and_input_checks(tmp_path):
     rng = np.random.default_rng(2)
     lat, lon = np.arange(-87.5, 90, 5.0), np.arange(0, 360, 10.0)
-    truth = xr.Dataset({"t2m": grid_field(rng.normal(size=(2, 2, len(lat), len(lon))), lat=lat, lon=lon, leads=(12, 24))})
+    values = rng.normal(size=(2, 2, len(lat), len(lon)))
+    truth = xr.Dataset({"t2m": grid_field(values, lat=lat, lon=lon, leads=(12, 24))})
     truth["t2m"].attrs.update(units="K", sphere="atmosphere")
     fc = truth + 0.1
     regions = standard_regions(names=["global", "tropics"])
@@ -278,6 +284,18 @@ def test_score_forecast_layout_and_input_checks(tmp_path):
         evaluation.scored_variables(bad_units, truth_ds, "fc.zarr", "truth.zarr")
     with pytest.raises(ValueError, match="prediction_timedelta"):
         evaluation.check_forecast_layout(truth_ds, "truth_as_forecast.zarr")
+
+
+def test_pressure_levels_keep_their_dim_in_the_results(tmp_path):
+    rng = np.random.default_rng(5)
+    levels = ("level", [500, 850])
+    truth = xr.Dataset({"t": grid_field(rng.normal(size=(2, 1, 2, 6, 4)), extra=levels)})
+    fc = truth + xr.DataArray([0.5, 2.0], dims="level", coords={"level": [500, 850]})
+    res = evaluation.score_forecast(fc, truth, standard_regions(names=["global", "arctic"]))
+    assert res["t"].dims == ("metric", "region", "lead_time", "level")
+    np.testing.assert_allclose(res["t"].sel(metric="rmse", region="global").values[0], [0.5, 2.0])
+    table = evaluation.results_table({"m": res})
+    assert sorted(table.level.unique()) == [500, 850]
 
 
 def test_departure_statistics_by_hand():

@@ -44,8 +44,14 @@ def crps_pointwise(forecast: xr.DataArray, truth: xr.DataArray, member_dim: str)
     if members == 1:
         return skill
     forecast, truth = xr.broadcast(forecast, truth, exclude=[member_dim])
-    value = crps_for_ensemble(forecast, truth, member_dim, method="fair", preserve_dims=list(truth.dims))
-    return value.where(skill.notnull())
+    keep = list(truth.dims)
+    if "time" not in keep:
+        value = crps_for_ensemble(forecast, truth, member_dim, method="fair", preserve_dims=keep)
+    else:  # one initialisation at a time: all member pairs at once take M^2 times the forecast's memory
+        value = xr.concat([crps_for_ensemble(forecast.isel(time=[i]), truth.isel(time=[i]), member_dim,
+                                             method="fair", preserve_dims=keep)
+                           for i in range(truth.sizes["time"])], dim="time")
+    return value.transpose(*skill.dims).where(skill.notnull())
 
 
 def crps(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, member_dim: str,

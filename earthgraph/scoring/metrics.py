@@ -7,6 +7,9 @@ mean). Forecast and truth share the WB2 forecast layout
 ``(time, prediction_timedelta, [level,] <spatial dims>)``, the truth valid at
 ``time + prediction_timedelta``.
 
+Each returns the forecast's dims less ``time`` and the spatial dims, e.g.
+``(prediction_timedelta[, level])``.
+
 ``weights`` are the area weights times a region factor over the spatial dims
 (:func:`region_weights`). As in WB2, points of zero weight are set to zero
 before averaging, so a NaN outside the region never reaches its score; inside

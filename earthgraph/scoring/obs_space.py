@@ -118,6 +118,7 @@ def to_netcdf(stats: pd.DataFrame, path: str | Path) -> xr.Dataset:
     ds = ds.assign_coords(lead_time=pd.to_timedelta(ds.lead_time.values, unit="h").values)
     ds["count"] = ds["count"].fillna(0).astype(np.int64)
     ds["nonfinite"] = ds["nonfinite"].fillna(0).astype(np.int64)
-    ds.attrs["conventions"] = "fc - ob departures, each observation weighted equally; lead bin [b - width, b) labelled b"
+    ds.attrs["conventions"] = ("fc - ob departures, each observation weighted equally; "
+                               "lead bin [b - width, b) labelled b")
     ds.to_netcdf(path, engine="netcdf4")
     return ds

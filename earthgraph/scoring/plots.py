@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from earthgraph.scoring.ensemble import ensemble_dim
+from earthgraph.scoring.scorecard import single_level, skill
 
 # The regions a scorecard shows by default (the CSV and netCDF hold all of them).
 SCORECARD_REGIONS = ("global", "tropics", "northern-hemisphere", "southern-hemisphere", "europe", "north-america",
@@ -34,7 +35,7 @@ def skill_table(table: pd.DataFrame, forecast: str, reference: str, metric: str 
     """Skill of ``forecast`` against ``reference`` in percent, ``100 (1 - m / m_ref)``
     (> 0: better), rows (variable, region), columns lead hours. Single-level
     variables only (a level's rows would need their own card)."""
-    sub = table[(table.metric == metric) & table.level.isna()]
+    sub = single_level(table, metric, region=None)
     if regions is not None:
         sub = sub[sub.region.isin(regions)]
     if variables is not None:
@@ -44,8 +45,7 @@ def skill_table(table: pd.DataFrame, forecast: str, reference: str, metric: str 
     if forecast not in piv.columns.get_level_values(0) or reference not in piv.columns.get_level_values(0):
         raise ValueError(f"skill_table: need both {forecast!r} and {reference!r} in the table "
                          f"(it has {sorted(table.forecast.unique())})")
-    ref = piv[reference].where(piv[reference] > 0)  # a perfect reference leaves skill undefined
-    return 100.0 * (1.0 - piv[forecast] / ref)
+    return 100.0 * skill(piv[forecast], piv[reference])
 
 
 def plot_scorecard(table: pd.DataFrame, path: str | Path, reference: str = "persistence", metric: str = "rmse",
@@ -83,7 +83,7 @@ def plot_metric_by_lead(table: pd.DataFrame, out_dir: str | Path, metric: str = 
     """``<prefix>_<sphere>.png`` for each sphere: ``metric`` against lead time, one
     panel per variable, one line per forecast."""
     plt = _pyplot()
-    sub = table[(table.metric == metric) & (table.region == region) & table.level.isna()]
+    sub = single_level(table, metric, region)
     paths = []
     for sphere, by_sphere in sub.groupby("sphere"):
         variables = list(dict.fromkeys(by_sphere.variable))

@@ -7,15 +7,29 @@ import pandas as pd
 FORMAT = {"display.width": 200, "display.max_columns": 30, "display.float_format": "{:.4g}".format}
 
 
+def single_level(table: pd.DataFrame, metric: str, region: str | None = "global") -> pd.DataFrame:
+    """The rows of one metric (and region, unless None) of single-level variables."""
+    rows = (table.metric == metric) & table.level.isna()
+    if region is not None:
+        rows &= table.region == region
+    return table[rows]
+
+
+def skill(value, reference):
+    """``1 - value / reference`` (> 0: better than the reference); undefined (NaN)
+    where the reference is perfect (0), e.g. sea ice where there is none."""
+    return 1.0 - value / reference.where(reference > 0)
+
+
 def format_scorecard(table: pd.DataFrame, metric: str = "rmse", reference: str = "persistence",
                      region: str = "global") -> str:
     """``metric`` of each forecast per variable and lead in ``region``, and the skill
     against ``reference`` (``1 - m / m_reference``; > 0 means better)."""
-    sub = table[(table.metric == metric) & (table.region == region) & table.level.isna()]
-    piv = sub.pivot_table(index=["sphere", "variable", "lead_hours"], columns="forecast", values="value")
+    piv = single_level(table, metric, region).pivot_table(index=["sphere", "variable", "lead_hours"],
+                                                          columns="forecast", values="value")
     if reference in piv:
         for fc in [c for c in piv.columns if c != reference]:
-            piv[f"skill_{fc}"] = 1.0 - piv[fc] / piv[reference]
+            piv[f"skill_{fc}"] = skill(piv[fc], piv[reference])
     with pd.option_context(*[x for kv in FORMAT.items() for x in kv]):
         return piv.to_string()
 
@@ -23,8 +37,8 @@ def format_scorecard(table: pd.DataFrame, metric: str = "rmse", reference: str =
 def beats(table: pd.DataFrame, forecast: str, reference: str, variables: list[str], metric: str = "rmse",
           region: str = "global") -> dict[str, dict[str, bool]]:
     """{variable: {lead hours: forecast's metric < reference's}} for ``variables``."""
-    sub = table[(table.metric == metric) & (table.region == region) & table.level.isna()]
-    piv = sub.pivot_table(index=["variable", "lead_hours"], columns="forecast", values="value")
+    piv = single_level(table, metric, region).pivot_table(index=["variable", "lead_hours"], columns="forecast",
+                                                          values="value")
     if forecast not in piv or reference not in piv:
         return {}
     return {v: {f"{h:g}h": bool(piv.loc[(v, h), forecast] < piv.loc[(v, h), reference])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import xarray as xr
 
 from earthgraph.data.batch import ObsSet
 from earthgraph.data.obs_types import Product
+from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows
 from earthgraph.forecaster import GraphDOPForecaster, ModelState
 
@@ -99,3 +101,52 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
     for p in products:
         ds[p.variable].attrs.update({"units": p.units, "sphere": p.sphere, "source": f"{p.obs_type}.{p.channel}"})
     return ds
+
+
+def observation_forecast_store(module, store: ObservationStore, init_times: np.ndarray, leads_hours: list[float],
+                               input_windows: int, path: Path, batch_size: int = 8) -> Path:
+    """Forecasts at every verifying observation of the windows up to the longest lead,
+    written as a forecast store (:mod:`earthgraph.training.writers`) at ``path``."""
+    from earthgraph.training.writers import observation_forecasts, write_observation_forecasts
+
+    model = module.model.eval()
+    windows = max(1, math.ceil(max(leads_hours) / module.hparams.window_hours - 1e-9))
+    dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, windows,
+                            input_windows=input_windows)
+    batches = []
+    with torch.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            batch = collate_windows([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            batches.append(observation_forecasts(module, batch))
+    write_observation_forecasts(path, model.schema, batches, {"store": str(store.path)})
+    return path
+
+
+def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init: int, truth_end: int, days: float,
+                  input_windows: int, lat_deg: np.ndarray, lon_deg: np.ndarray, products: tuple[Product, ...],
+                  land_sea_mask: np.ndarray | None = None) -> dict | None:
+    """A forecast of ``days`` with daily products and the budget totals after every window.
+
+    It starts at ``first_init`` (seconds since 1970) if the truth (ending at
+    ``truth_end``) covers ``days`` after it, else as early as the store allows
+    (whole days, after its input windows); ``days`` is cut to what the truth covers.
+    Returns {"forecast": WB2-layout dataset, "totals": {budget: (windows + 1,)},
+    "days": int}, or None when fewer than two days fit.
+    """
+    window = model.window_seconds
+    earliest = int(store.time_range[0] + input_windows * window)
+    earliest = -(-earliest // 86400) * 86400  # a whole day
+    start = min(int(first_init), max(earliest, int(truth_end - days * 86400)))
+    days = int(min(days, (truth_end - start) // 86400))
+    if days < 2:
+        return None
+    dataset = WindowDataset(store, np.array([start]), model.schema, window / 3600.0, 1, input_windows=input_windows)
+    totals: dict[str, list[float]] = {}
+
+    def record(_first, _k, state):
+        for name, total in model.budget_totals(state).items():
+            totals.setdefault(name, []).append(float(total[0]))
+
+    fc = forecast_on_grid(model, dataset, dataset.init_times, [24.0 * d for d in range(1, days + 1)], lat_deg,
+                          lon_deg, products, land_sea_mask, 1, on_step=record)
+    return {"forecast": fc, "totals": {k: np.asarray(v) for k, v in totals.items()}, "days": days}
