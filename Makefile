@@ -37,7 +37,7 @@ train: setup
 	$(BIN)/python train.py fit --config configs/quickstart.yaml
 
 evaluate: setup
-	$(BIN)/python evaluate.py --checkpoint $(QS)/checkpoints/last.ckpt --data-dir $(QS)/data --out $(QS)
+	$(BIN)/python evaluate.py --checkpoint $(QS)/checkpoints/last.ckpt --data-dir $(QS)/data --out $(QS) --wandb-dir $(QS)
 
 quickstart: setup
 	@start=$$(date +%s); \
@@ -51,7 +51,8 @@ quickstart: setup
 small: setup
 	test -d $(QS)/data || $(MAKE) --no-print-directory data
 	$(BIN)/python train.py fit --config configs/small.yaml
-	$(BIN)/python evaluate.py --checkpoint outputs/small/checkpoints/last.ckpt --data-dir $(QS)/data --out outputs/small
+	$(BIN)/python evaluate.py --checkpoint outputs/small/checkpoints/last.ckpt --data-dir $(QS)/data --out outputs/small \
+		--wandb-dir outputs/small
 
 # Data for configs/gpu.yaml: the default chaotic nature run on its 64x128 grid, every
 # observing system at full density (about 34,000 observations per window).

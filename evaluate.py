@@ -322,7 +322,7 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
         long_vars = list(context["long"]["forecast"].data_vars) if context["long"] else []
         clim_vars = list(dict.fromkeys(variables + long_vars))
         truth_v = truth[clim_vars].load()
-        aligned = baselines.align_truth(truth_v[variables], init, leads)
+        aligned = baselines.align_truth(truth_v[variables], init, leads, str(truth_path))
         climatology = load_climatology(args, truth_v, context["clim_period"], clim_vars, truth, str(truth_path))
         clim_valid = baselines.climatology_forecast(climatology[variables], init, leads)
         clock.lap("climatology")

@@ -55,6 +55,26 @@ def test_healpix_cells_weigh_equally_and_regions_use_their_coordinates():
     assert float(metrics.spatial_average(x, tropics)) == pytest.approx(np.arange(192.0)[inside].mean())
 
 
+def test_a_healpix_forecast_is_scored_with_equal_weights_and_masks():
+    import healpy as hp
+
+    lon, lat = hp.pix2ang(2, np.arange(48), nest=True, lonlat=True)
+    rng = np.random.default_rng(6)
+    coords = {"time": pd.date_range("2020-01-01", periods=3, freq="12h").values,
+              "prediction_timedelta": pd.to_timedelta([12], unit="h").values,
+              "latitude": ("cell", lat), "longitude": ("cell", lon)}
+    err = rng.normal(size=(3, 1, 48))
+    truth = xr.Dataset({"x": (("time", "prediction_timedelta", "cell"), rng.normal(size=(3, 1, 48)))}, coords=coords)
+    truth["land_sea_mask"] = ("cell", (lat > 0).astype(float))
+    fc = truth[["x"]] + xr.DataArray(err, dims=("time", "prediction_timedelta", "cell"))
+    regions = standard_regions(truth, names=["global", "land", "tropics"])
+    res = evaluation.score_forecast(fc, truth, regions)["x"].sel(metric="rmse").isel(lead_time=0)
+    assert res.sel(region="global").item() == pytest.approx(np.sqrt((err ** 2).mean()))
+    assert res.sel(region="land").item() == pytest.approx(np.sqrt((err[..., lat > 0] ** 2).mean()))
+    tropics = (lat >= -20) & (lat <= 20)
+    assert res.sel(region="tropics").item() == pytest.approx(np.sqrt((err[..., tropics] ** 2).mean()))
+
+
 def test_wind_vector_rmse_is_wb2s_example():
     levels = ("level", [500, 700, 850])
     f = lambda v: grid_field(np.array(v, float)[:, None, None], lat=[-45.0, 0.0, 45.0], extra=levels)  # noqa: E731
@@ -294,8 +314,14 @@ def test_pressure_levels_keep_their_dim_in_the_results(tmp_path):
     res = evaluation.score_forecast(fc, truth, standard_regions(names=["global", "arctic"]))
     assert res["t"].dims == ("metric", "region", "lead_time", "level")
     np.testing.assert_allclose(res["t"].sel(metric="rmse", region="global").values[0], [0.5, 2.0])
-    table = evaluation.results_table({"m": res})
+    ref = evaluation.score_forecast(truth + 4.0, truth, standard_regions(names=["global", "arctic"]))
+    table = evaluation.results_table({"m": res, "ref": ref})
     assert sorted(table.level.unique()) == [500, 850]
+    from earthgraph.scoring.plots import skill_table
+
+    card = skill_table(table, "m", "ref", regions=["global"])
+    assert list(card.index) == [("t 500", "global"), ("t 850", "global")]
+    np.testing.assert_allclose(card.values[:, 0], [100 * (1 - 0.5 / 4), 100 * (1 - 2.0 / 4)])
 
 
 def test_departure_statistics_by_hand():

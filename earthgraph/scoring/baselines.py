@@ -18,27 +18,27 @@ def valid_times(init_times: np.ndarray, leads: np.ndarray) -> xr.DataArray:
                         coords={"time": init, "prediction_timedelta": leads})
 
 
-def _select_times(truth: xr.Dataset, times: np.ndarray, what: str) -> None:
+def _select_times(truth: xr.Dataset, times: np.ndarray, what: str, source: str) -> None:
     missing = np.setdiff1d(np.unique(times), truth.time.values)
     if len(missing):
-        raise ValueError(f"{what}: the truth has no values at {len(missing)} time(s) needed, first "
-                         f"{pd.Timestamp(missing[0])} (truth covers {pd.Timestamp(truth.time.values[0])} .. "
+        raise ValueError(f"{source}: no values at {len(missing)} time(s) the {what} need(s), first "
+                         f"{pd.Timestamp(missing[0])} (it covers {pd.Timestamp(truth.time.values[0])} .. "
                          f"{pd.Timestamp(truth.time.values[-1])})")
 
 
-def align_truth(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray) -> xr.Dataset:
+def align_truth(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray, source: str = "truth") -> xr.Dataset:
     """The truth valid at ``init + lead``, in the forecast layout (WB2's alignment by
-    initialisation time)."""
+    initialisation time); ``source`` names the truth in errors."""
     valid = valid_times(init_times, leads)
-    _select_times(truth, valid.values, "align_truth")
+    _select_times(truth, valid.values, "forecast's valid times", source)
     out = truth.sel(time=valid).drop_vars("time", errors="ignore")
     return out.assign_coords(time=valid.time, prediction_timedelta=valid.prediction_timedelta)
 
 
-def persistence(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray) -> xr.Dataset:
+def persistence(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray, source: str = "truth") -> xr.Dataset:
     """The truth at initialisation time, held for every lead."""
     init = pd.DatetimeIndex(init_times).values
-    _select_times(truth, init, "persistence")
+    _select_times(truth, init, "persistence forecast", source)
     held = truth.sel(time=init)
     fc = held.expand_dims(prediction_timedelta=pd.to_timedelta(leads).values)
     return fc.transpose("time", "prediction_timedelta", ...)

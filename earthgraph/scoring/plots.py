@@ -33,15 +33,16 @@ def _pyplot():
 def skill_table(table: pd.DataFrame, forecast: str, reference: str, metric: str = "rmse",
                 regions: list[str] | None = None, variables: list[str] | None = None) -> pd.DataFrame:
     """Skill of ``forecast`` against ``reference`` in percent, ``100 (1 - m / m_ref)``
-    (> 0: better), rows (variable, region), columns lead hours. Single-level
-    variables only (a level's rows would need their own card)."""
-    sub = single_level(table, metric, region=None)
+    (> 0: better), rows (variable, region), columns lead hours. A variable on
+    levels has a row per level, labelled ``variable level``."""
+    sub = table[table.metric == metric]
     if regions is not None:
         sub = sub[sub.region.isin(regions)]
     if variables is not None:
         sub = sub[sub.variable.isin(variables)]
-    piv = sub.pivot_table(index=["variable", "region"], columns=["forecast", "lead_hours"], values="value",
-                          sort=False)
+    label = sub.variable.where(sub.level.isna(), sub.variable + " " + sub.level.map("{:g}".format))
+    piv = sub.assign(variable=label).pivot_table(index=["variable", "region"], columns=["forecast", "lead_hours"],
+                                                 values="value", sort=False)
     if forecast not in piv.columns.get_level_values(0) or reference not in piv.columns.get_level_values(0):
         raise ValueError(f"skill_table: need both {forecast!r} and {reference!r} in the table "
                          f"(it has {sorted(table.forecast.unique())})")
