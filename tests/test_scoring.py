@@ -365,6 +365,13 @@ def test_diagnostics_closed_forms():
     truth = grid_field(rng.normal(size=(1, 60, 6, 4)), times=1, leads=leads)
     s = diagnostics.stability(truth * 1.0, truth)
     assert s["finite"] and not s["blew_up"] and s["variance_ratio_end"] == pytest.approx(1.0)
+    assert not s["drifted"] and not s["collapsed"]
+    ramp = xr.DataArray(np.linspace(0, 5, 60), dims="prediction_timedelta",
+                        coords={"prediction_timedelta": truth.prediction_timedelta})
+    assert diagnostics.stability(truth + ramp, truth)["drifted"]  # +5 against a spatial spread of about 1
+    assert not diagnostics.stability(truth + 0.05 * ramp, truth)["drifted"]
+    flat = diagnostics.stability(truth * (1 - ramp / 5.05), truth)  # the pattern fades away
+    assert flat["collapsed"] and not flat["blew_up"]
     grown = truth * xr.DataArray(np.linspace(1, 20, 60), dims="prediction_timedelta",
                                  coords={"prediction_timedelta": truth.prediction_timedelta})
     assert diagnostics.stability(grown, truth)["blew_up"]

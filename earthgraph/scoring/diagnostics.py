@@ -11,7 +11,10 @@ knows about models.
   (mean over the last ``span_days`` minus the first; a quarter of the forecast
   if that is shorter) and the spatial variance against the truth's, at the
   start and at the end; ``blew_up`` when values become non-finite or
-  the spatial standard deviation exceeds ``blow_up_factor`` times the truth's.
+  the spatial standard deviation exceeds ``blow_up_factor`` times the truth's;
+  ``drifted`` when the mean drifts from the truth's by more than
+  ``drift_factor`` times the truth's spatial standard deviation; ``collapsed``
+  when the variance ratio ends below ``collapse_ratio`` (a field gone flat).
 - Coupling: the correlation, over points and times, between the anomalies
   (from the climatology valid at the same time) of two variables where both
   exist, e.g. SST and air temperature over the ocean, soil moisture and land
@@ -59,7 +62,8 @@ def _global_series(x: xr.DataArray, skipna: bool = True) -> tuple[xr.DataArray, 
 
 
 def stability(forecast: xr.DataArray, truth: xr.DataArray, span_days: float = 30.0,
-              blow_up_factor: float = 10.0) -> dict[str, float | bool | None]:
+              blow_up_factor: float = 10.0, drift_factor: float = 1.0,
+              collapse_ratio: float = 0.1) -> dict[str, float | bool | None]:
     """Stability of one variable of a long forecast against the truth aligned to it."""
     f, t = forecast.isel(time=0, drop=True), truth.isel(time=0, drop=True)
     exists = t.notnull()
@@ -82,6 +86,9 @@ def stability(forecast: xr.DataArray, truth: xr.DataArray, span_days: float = 30
         "max_std_ratio": float(np.nanmax(ratio_std.values)) if np.isfinite(ratio_std.values).any() else None,
     }
     out["blew_up"] = bool(first_bad is not None or (out["max_std_ratio"] or 0.0) > blow_up_factor)
+    truth_std = float(np.sqrt(tv.values).mean())
+    out["drifted"] = bool(abs(out["mean_drift"] - out["truth_mean_drift"]) > drift_factor * truth_std)
+    out["collapsed"] = bool(out["variance_ratio_end"] < collapse_ratio)
     return out
 
 

@@ -61,7 +61,8 @@ def format_diagnostics(diag: dict) -> str:
                      f"{b['relative_change_max']:.2e} at most" + (f"; truth {truth:.2e}" if truth is not None else ""))
     for var, s in diag["stability"].items():
         lines.append(f"  {var}: {'finite' if s['finite'] else 'NON-FINITE from day %s' % s['first_nonfinite_day']}"
-                     f"{', BLEW UP' if s['blew_up'] else ''}; mean drift {s['mean_drift']:+.3g} "
+                     f"{', BLEW UP' if s['blew_up'] else ''}{', DRIFTED' if s['drifted'] else ''}"
+                     f"{', VARIANCE COLLAPSED' if s['collapsed'] else ''}; mean drift {s['mean_drift']:+.3g} "
                      f"(truth {s['truth_mean_drift']:+.3g}); variance ratio to truth "
                      f"{s['variance_ratio_start']:.3g} -> {s['variance_ratio_end']:.3g}")
     for name, c in diag["coupling"].items():
