@@ -29,6 +29,7 @@ Writes into --out:
   maps.png                 forecast, truth and error at --map-lead for the first initialisation
   forecast_obs.zarr        forecasts at the verifying observations (checkpoint mode)
   obs_space.csv / .nc      fc - ob departures: bias, rmse, stde, count per type, channel, region, lead bin
+                           (checkpoint mode, --forecast-obs, or a --forecast with --store)
   diagnostics.csv / .json  budgets, stability and coupling over a --diagnostic-days forecast
 and prints the global RMSE scorecard with the skill against --reference, then a
 JSON summary line. With --wandb-dir the pictures and tables are also logged
@@ -82,7 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     data.add_argument("--data-dir", default="outputs/quickstart/data", help="folder with truth.zarr and obs.zarr")
     data.add_argument("--truth", default=None, help="gridded truth zarr, dims (time, [level,] latitude, longitude) "
                                                     "(default: DATA_DIR/truth.zarr)")
-    data.add_argument("--store", default=None, help="observation store (default: DATA_DIR/obs.zarr)")
+    data.add_argument("--store", default=None,
+                      help="observation store (default: DATA_DIR/obs.zarr); with --forecast, the gridded forecast "
+                           "is also verified at its observations (bilinear in space, linear in lead)")
     data.add_argument("--variables", nargs="+", default=None, help="variables to score (default: all the forecast "
                                                                    "and the truth share)")
     when = p.add_argument_group("initialisations and leads")
@@ -302,7 +305,8 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
         fc_source = args.forecast
         fc = _open_zarr(Path(args.forecast), "forecast")
         context = {"period": args.period, "clim_period": args.climatology_period, "window_hours": None,
-                   "headline": None, "forecast_obs": None, "long": None}
+                   "headline": None, "forecast_obs": None, "long": None,
+                   "grid_store": _require(Path(args.store), "observation store") if args.store else None}
     if args.forecast_obs:
         context["forecast_obs"] = _require(Path(args.forecast_obs), "forecast store")
     if args.reference not in (name, *args.baselines):
@@ -368,12 +372,27 @@ def draw_pictures(args, inp: Inputs, table: pd.DataFrame, out: Path) -> list[Pat
 
 
 def verify_observations(args, inp: Inputs, out: Path) -> pd.DataFrame | None:
-    """obs_space.csv and obs_space.nc from the forecast store, if there is one."""
-    if inp.context["forecast_obs"] is None or args.no_obs_space:
+    """obs_space.csv and obs_space.nc from the forecast store, or from the gridded
+    forecast sampled at the observations of --store; None when there is neither."""
+    if args.no_obs_space:
+        return None
+    if inp.context["forecast_obs"] is not None:
+        departures = obs_space.departures_from_store(inp.context["forecast_obs"])
+    elif inp.context.get("grid_store") is not None:
+        from earthgraph.data.obs_types import DEFAULT_PRODUCTS
+        from earthgraph.data.store import ObservationStore
+
+        pairs = {p.variable: (p.obs_type, p.channel) for p in DEFAULT_PRODUCTS}
+        try:
+            departures = obs_space.departures_from_grid(inp.forecast, ObservationStore(inp.context["grid_store"]),
+                                                        pairs)
+        except ValueError as err:
+            print(f"evaluate.py: no observation-space verification: {err}")
+            return None
+    else:
         return None
     bin_hours = args.lead_bin_hours or inp.context["window_hours"] or 12.0
-    stats = obs_space.departure_statistics(obs_space.departures_from_store(inp.context["forecast_obs"]),
-                                           inp.regions, bin_hours)
+    stats = obs_space.departure_statistics(departures, inp.regions, bin_hours)
     stats.to_csv(out / "obs_space.csv", index=False)
     obs_space.to_netcdf(stats, out / "obs_space.nc")
     return stats

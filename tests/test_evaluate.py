@@ -154,7 +154,8 @@ def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
     fc.to_zarr(tmp_path / "other_model.zarr", consolidated=False)
     table = evaluate.main(["--forecast", str(tmp_path / "other_model.zarr"), "--truth", str(out / "truth.zarr"),
                            "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res"),
-                           "--baselines", "persistence", "--regions", "global", "tropics"])
+                           "--baselines", "persistence", "--regions", "global", "tropics",
+                           "--store", str(out / "obs.zarr")])
     res = xr.open_dataset(tmp_path / "res" / "scores" / "other_model.nc")
     assert {"crps", "ensemble_mean_rmse", "spread", "spread_skill_ratio"} <= set(res.metric.values)
     assert res["wind_vector"].dims == ("metric", "region", "lead_time")
@@ -163,6 +164,11 @@ def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
     assert float(g.sel(metric="ensemble_mean_rmse").mean()) == pytest.approx(0.5 / np.sqrt(3), rel=0.1)
     assert float(g.sel(metric="spread").mean()) == pytest.approx(0.5, rel=0.1)
     assert set(table.forecast) == {"other_model", "persistence"}
+    # Verified at the observations too: SYNOP air temperature, sampled between the leads (6 to 24 h).
+    stats = pd.read_csv(tmp_path / "res" / "obs_space.csv")
+    synop = stats[(stats.obs_type == "synop") & (stats.region == "global")]
+    assert set(synop.lead_hours) == {12.0, 24.0} and (synop["count"] > 100).all()
+    assert ((synop.rmse > 0.3) & (synop.rmse < 3.0)).all()  # the observation error (1 K) and the noise
     # A forecast on another grid is refused with the file and coordinate named.
     fc.isel(latitude=slice(2, None)).to_zarr(tmp_path / "cut.zarr", consolidated=False)
     with pytest.raises(SystemExit, match="cut.zarr: 14 latitude values, .*truth.zarr has 16"):

@@ -324,6 +324,28 @@ def test_pressure_levels_keep_their_dim_in_the_results(tmp_path):
     np.testing.assert_allclose(card.values[:, 0], [100 * (1 - 0.5 / 4), 100 * (1 - 2.0 / 4)])
 
 
+def test_grid_sampling_is_exact_on_a_field_linear_in_space_and_time():
+    lat, lon = np.arange(-80.0, 81.0, 10.0), np.arange(0.0, 360.0, 30.0)
+    leads = np.array([6.0, 12.0, 24.0])
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    values = np.stack([0.3 * la + 0.1 * lo + 2.0 * h for h in leads])
+    field = xr.DataArray(values, dims=("prediction_timedelta", "latitude", "longitude"),
+                         coords={"prediction_timedelta": pd.to_timedelta(leads, unit="h").values,
+                                 "latitude": lat, "longitude": lon})
+    rng = np.random.default_rng(7)
+    plat, plon, hours = rng.uniform(-80, 80, 50), rng.uniform(0, 330, 50), rng.uniform(6, 24, 50)
+    got = obs_space.sample_grid(field, hours, plat, plon)
+    np.testing.assert_allclose(got, 0.3 * plat + 0.1 * plon + 2.0 * hours, rtol=1e-12)
+    # Across the date line the field wraps: halfway between 330 and 360 (= 0) degrees.
+    mid = obs_space.sample_grid(field, np.array([6.0]), np.array([0.0]), np.array([345.0]))
+    assert mid[0] == pytest.approx(0.5 * (0.1 * 330 + 0.1 * 0) + 12.0)
+    # A NaN neighbour (a coast) is left out, the others renormalised.
+    coast = field.copy()
+    coast[:, 8, 1] = np.nan  # latitude 0, longitude 30
+    near = obs_space.sample_grid(coast, np.array([6.0]), np.array([0.0]), np.array([15.0]))
+    assert near[0] == pytest.approx(0.1 * 0 + 12.0)
+
+
 def test_departure_statistics_by_hand():
     dep = pd.DataFrame({
         "obs_type": ["synop"] * 5 + ["argo"],

@@ -14,9 +14,11 @@ observation type, channel, region and lead-time bin, the departures
 Lead-time bins are labelled by their end: with a bin of 12 h, a departure at
 0 <= t < 12 h after initialisation (the first window) falls in the bin labelled 12.
 
-The forecasts come from a forecast store written by ``train.py predict`` or
-``evaluate.py`` (``forecast_obs.zarr``: the forecast as the type's values, the
-observation in ``observed_<channel>`` columns, and ``hours_since_init``).
+The forecasts come either from a forecast store written by ``train.py predict``
+or ``evaluate.py`` (``forecast_obs.zarr``: the forecast as the type's values,
+the observation in ``observed_<channel>`` columns, and ``hours_since_init``),
+or from any gridded WB2-layout forecast sampled at the observations
+(:func:`departures_from_grid`: bilinear in space, linear in lead time).
 Regions are WB2's boxes (:class:`~earthgraph.scoring.regions.Box`), tested on
 each observation's position.
 """
@@ -30,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from earthgraph.data.store import ObservationStore, observed_column
+from earthgraph.scoring.ensemble import ensemble_dim
 from earthgraph.scoring.regions import Box
 
 DEPARTURE_COLUMNS = ["obs_type", "channel", "lat", "lon", "hours_since_init", "forecast", "observed"]
@@ -65,6 +68,95 @@ def departures_from_store(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: the forecast store holds no observations")
     table = pd.concat(frames, ignore_index=True)
     return table[np.isfinite(table.observed)].reset_index(drop=True)
+
+
+def sample_grid(field: xr.DataArray, hours: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    """Values of one initialisation's forecast at points and times.
+
+    field: (prediction_timedelta, latitude, longitude), latitude ascending,
+        longitude ascending in [0, 360) and evenly spaced around the globe.
+    hours: (n,) hours after initialisation, within the field's leads.
+    Returns (n,): bilinear in space (periodic in longitude, the outermost
+    latitude row beyond it), linear between the two leads around each time;
+    neighbours that are NaN (a coast) are left out and the weights renormalised,
+    NaN where all are.
+    """
+    leads = field.prediction_timedelta.values / np.timedelta64(1, "h")
+    lat, lon = field.latitude.values.astype(np.float64), field.longitude.values.astype(np.float64)
+    values = field.values.astype(np.float64)
+    # Time: the two leads around each observation and the weight of the later one.
+    if len(leads) > 1:
+        t1 = np.clip(np.searchsorted(leads, hours, side="right"), 1, len(leads) - 1)
+    else:  # one lead: no interpolation in time
+        t1 = np.zeros(len(hours), dtype=int)
+    t0 = np.maximum(t1 - 1, 0)
+    span = leads[t1] - leads[t0]
+    wt = np.where(span > 0, (hours - leads[t0]) / np.where(span > 0, span, 1.0), 0.0)
+    # Latitude: the rows around each point (clamped at the outermost rows).
+    j1 = np.clip(np.searchsorted(lat, lat_deg), 1, len(lat) - 1)
+    j0 = j1 - 1
+    wy = np.clip((lat_deg - lat[j0]) / (lat[j1] - lat[j0]), 0.0, 1.0)
+    # Longitude: periodic.
+    dlon = 360.0 / len(lon)
+    x = ((np.asarray(lon_deg) - lon[0]) % 360.0) / dlon
+    i0 = np.floor(x).astype(int) % len(lon)
+    i1 = (i0 + 1) % len(lon)
+    wx = x - np.floor(x)
+    num = np.zeros(len(hours))
+    den = np.zeros(len(hours))
+    for ti, w_t in ((t0, 1.0 - wt), (t1, wt)):
+        for jj, w_y in ((j0, 1.0 - wy), (j1, wy)):
+            for ii, w_x in ((i0, 1.0 - wx), (i1, wx)):
+                v = values[ti, jj, ii]
+                w = w_t * w_y * w_x * np.isfinite(v)
+                num += w * np.nan_to_num(v)
+                den += w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def departures_from_grid(forecast: xr.Dataset, store: ObservationStore,
+                         pairs: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Departures of a gridded forecast (WB2 layout, lat-lon grid normalised as by
+    ``evaluation.normalise_grid``) at the observations of ``store``.
+
+    pairs: {forecast variable: (observation type, channel)}, e.g. from
+    ``earthgraph.data.obs_types.DEFAULT_PRODUCTS``; pairs the forecast or the
+    store lacks are skipped. Observations from each initialisation's first lead
+    up to (not including) its last are used; an ensemble is verified by its mean;
+    points with no finite neighbour (outside the field: SST over land) are left
+    out. Returns rows of :data:`DEPARTURE_COLUMNS`.
+    """
+    member = ensemble_dim(forecast)
+    if member:
+        forecast = forecast.mean(member)
+    forecast = forecast.sortby("prediction_timedelta")
+    leads = forecast.prediction_timedelta.values
+    lo, hi = leads.min() / np.timedelta64(1, "s"), leads.max() / np.timedelta64(1, "s")
+    frames = []
+    for var, (name, channel) in pairs.items():
+        if var not in forecast or name not in store.type_names:
+            continue
+        c = [ch.name for ch in store.obs_type(name).channels].index(channel)
+        field = forecast[var].transpose("time", "prediction_timedelta", "latitude", "longitude")
+        for k, init in enumerate(forecast.time.values):
+            t0 = int((init - np.datetime64(0, "s")) // np.timedelta64(1, "s"))
+            cols = store.read(name, int(t0 + lo), int(t0 + hi))
+            observed = cols["values"][:, c].astype(np.float64)
+            ok = np.isfinite(observed)
+            if not ok.any():
+                continue
+            hours = (cols["time"][ok] - t0) / 3600.0
+            value = sample_grid(field.isel(time=k), hours, cols["lat"][ok].astype(np.float64),
+                                cols["lon"][ok].astype(np.float64))
+            frames.append(pd.DataFrame({"obs_type": name, "channel": channel, "lat": cols["lat"][ok],
+                                        "lon": cols["lon"][ok], "hours_since_init": hours, "forecast": value,
+                                        "observed": observed[ok]}))
+    if not frames:
+        raise ValueError(f"{store.path}: no observation of {sorted(set(n for n, _ in pairs.values()))} falls within "
+                         "the forecast's leads")
+    table = pd.concat(frames, ignore_index=True)
+    return table[np.isfinite(table.forecast)].reset_index(drop=True)
 
 
 def lead_bins(hours: np.ndarray, bin_hours: float) -> np.ndarray:
