@@ -169,15 +169,14 @@ def select_forecast(fc: xr.Dataset, source: str, args) -> xr.Dataset:
     return fc
 
 
-def load_climatology(args, truth_v: xr.Dataset, period, variables: list[str], truth: xr.Dataset,
-                     truth_source: str) -> xr.Dataset:
+def load_climatology(args, truth_v: xr.Dataset, period, variables: list[str], truth_source: str) -> xr.Dataset:
     """A WB2 climatology zarr (--climatology), or one computed from the truth over ``period``."""
     if args.climatology:
         clim = evaluation.normalise_grid(_open_zarr(Path(args.climatology), "climatology"))
         missing = [v for v in variables if v not in clim]
         if missing:
             raise ValueError(f"{args.climatology}: no variable(s) {missing}")
-        return evaluation.on_truth_grid(clim[variables], truth, args.climatology, truth_source).load()
+        return evaluation.on_truth_grid(clim[variables], truth_v, args.climatology, truth_source).load()
     if not period:
         raise ValueError("give --climatology or --climatology-period (needed for acc and the climatology baseline)")
     return hourly_dayofyear_climatology(truth_v[variables], tuple(period), args.climatology_window_days)
@@ -327,7 +326,7 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
         clim_vars = list(dict.fromkeys(variables + long_vars))
         truth_v = truth[clim_vars].load()
         aligned = baselines.align_truth(truth_v[variables], init, leads, str(truth_path))
-        climatology = load_climatology(args, truth_v, context["clim_period"], clim_vars, truth, str(truth_path))
+        climatology = load_climatology(args, truth_v, context["clim_period"], clim_vars, str(truth_path))
         clim_valid = baselines.climatology_forecast(climatology[variables], init, leads)
         clock.lap("climatology")
         regions = standard_regions(truth, tuple(context["clim_period"]) if context["clim_period"] else None,
@@ -342,7 +341,7 @@ def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset]:
     init, leads = inp.forecast.time.values, inp.forecast.prediction_timedelta.values
     out = {}
     if "persistence" in args.baselines:
-        out["persistence"] = baselines.persistence(inp.truth[inp.variables].load(), init, leads)
+        out["persistence"] = baselines.persistence(inp.truth[inp.variables], init, leads)  # loads the inits only
     if "climatology" in args.baselines:
         out["climatology"] = inp.clim_valid
     if "perfect_model" in args.baselines:

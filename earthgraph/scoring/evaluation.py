@@ -96,9 +96,10 @@ def _deterministic(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, clim: xr.D
     return out
 
 
-def _ensemble(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, member: str) -> dict[str, xr.DataArray]:
+def _ensemble(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, member: str,
+              skill: xr.DataArray) -> dict[str, xr.DataArray]:
+    """``skill``: the ensemble mean's RMSE, already scored as the deterministic rmse."""
     spread = ensemble.ensemble_spread(f, w, member)
-    skill = ensemble.ensemble_mean_rmse(f, o, w, member)
     return {"crps": ensemble.crps(f, o, w, member), "ensemble_mean_rmse": skill,
             "spread": spread, "spread_skill_ratio": spread / skill}
 
@@ -152,7 +153,7 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
         def score(w, f=f, f_det=f_det, o=o, clim=clim):
             result = _deterministic(f_det, o, w, clim)
             if member:
-                result.update(_ensemble(f, o, w, member))
+                result.update(_ensemble(f, o, w, member, result["rmse"]))
             return result
 
         out[var] = _per_region(regions, o, valid, score)

@@ -14,8 +14,9 @@ Each returns the forecast's dims less ``time`` and the spatial dims, e.g.
 (:func:`region_weights`). As in WB2, points of zero weight are set to zero
 before averaging, so a NaN outside the region never reaches its score; inside
 it a NaN makes the score NaN unless ``skipna`` (then the weights are
-renormalised over the valid points, which is how fields that exist only over
-land or ocean are scored).
+renormalised over the valid points). Fields that exist only over land or ocean
+are scored by giving the points without truth zero weight
+(``evaluation.score_forecast``), so a NaN forecast still counts.
 """
 
 from __future__ import annotations

@@ -40,14 +40,13 @@ def grid_targets(lat_deg: np.ndarray, lon_deg: np.ndarray, batch: int, time_in_w
 def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_times: np.ndarray,
                      leads_hours: list[float], lat_deg: np.ndarray, lon_deg: np.ndarray,
                      products: tuple[Product, ...], land_sea_mask: np.ndarray | None = None,
-                     batch_size: int = 8, on_step: Callable[[int, int, ModelState], None] | None = None) -> xr.Dataset:
+                     batch_size: int = 8, on_step: Callable[[ModelState], None] | None = None) -> xr.Dataset:
     """Forecasts of ``products`` with dims (time, prediction_timedelta, latitude, longitude).
 
     Values are in physical units, clipped to each channel's valid range, and
     NaN where the product does not exist (``mask`` land/ocean).
-    ``on_step(first_init_index, k, state)``, if given, sees the state after the
-    k-th window (k = 0: the encoded state) of each batch of initialisations,
-    e.g. to record budget totals along a long forecast.
+    ``on_step(state)``, if given, sees the encoded state and then the state after
+    every window, batch by batch, e.g. to record budget totals along a long forecast.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -65,12 +64,12 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
         init = inputs["init_time"].to(device)
         state = model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init)
         if on_step is not None:
-            on_step(start, 0, state)
+            on_step(state)
         for k in range(1, n_windows + 1):
             wstart = init + (k - 1) * model.window_seconds
             state = model.step(state, wstart)
             if on_step is not None:
-                on_step(start, k, state)
+                on_step(state)
             for li in [i for i, kk in enumerate(lead_window) if kk == k]:
                 for p in products:
                     spec = model.schema[p.obs_type]
@@ -143,7 +142,7 @@ def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init
     dataset = WindowDataset(store, np.array([start]), model.schema, window / 3600.0, 1, input_windows=input_windows)
     totals: dict[str, list[float]] = {}
 
-    def record(_first, _k, state):
+    def record(state):
         for name, total in model.budget_totals(state).items():
             totals.setdefault(name, []).append(float(total[0]))
 
