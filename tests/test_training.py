@@ -68,7 +68,9 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
     out, _ = small_osse
     L.seed_everything(0)
     dm = _datamodule(out)
-    module = ForecastModule(schema=dm.schema, static=dm.static, **SMALL_MODEL)
+    # A curriculum too: through `train.py` with the W&B logger its step keys reached
+    # on_train_start as strings, and training refused it.
+    module = ForecastModule(schema=dm.schema, static=dm.static, rollout_curriculum={0: 1, 4: 2}, **SMALL_MODEL)
     logger = WandbLogger(project="earthgraph-test", offline=True, save_dir=str(tmp_path))
     trainer = L.Trainer(max_steps=6, limit_val_batches=2, val_check_interval=3, log_every_n_steps=1,
                         logger=logger, enable_progress_bar=False, enable_model_summary=False,
@@ -90,6 +92,7 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
     assert maps == ["images/separated"], "one map image, at the first of two validations"
     train = [row["train/loss_step"] for row in history if "train/loss_step" in row]
     assert len(train) == 6 and all(np.isfinite(train))
+    assert [row["train/rollout_windows"] for row in history if "train/rollout_windows" in row] == [1, 1, 1, 1, 2, 2]
     steps = [row["trainer/global_step"] for row in history if "val/loss" in row]
     assert steps == [2, 5], "validation every 3 steps"
     config = read_config(run_dir)
@@ -195,13 +198,16 @@ def test_an_ensemble_with_a_water_budget_trains_reloads_and_is_scored(small_osse
 
 
 def test_the_rollout_curriculum_lengthens_training_windows(small_osse, tmp_path):
-    from earthgraph.training.rollout import check_curriculum, rollout_windows
+    from earthgraph.training.rollout import parse_curriculum, rollout_windows
 
-    plan = {0: 1, 3: 2}
+    plan = parse_curriculum({"3": 2, "0": 1})  # as YAML may give it: string keys, any order
+    assert plan == {0: 1, 3: 2}
     assert [rollout_windows(plan, s) for s in range(5)] == [1, 1, 1, 2, 2]
     assert rollout_windows(None, 7) is None
     with pytest.raises(ValueError, match="from step 0"):
-        check_curriculum({5: 2})
+        parse_curriculum({5: 2})
+    with pytest.raises(ValueError, match="integers"):
+        parse_curriculum({"first": 2})
     out, _ = small_osse
     seen = []
 
@@ -210,7 +216,7 @@ def test_the_rollout_curriculum_lengthens_training_windows(small_osse, tmp_path)
             seen.append(float(trainer.callback_metrics["train/rollout_windows"]))
 
     dm = _datamodule(out)
-    module = ForecastModule(schema=dm.schema, static=dm.static, rollout_curriculum=plan, **SMALL_MODEL)
+    module = ForecastModule(schema=dm.schema, static=dm.static, rollout_curriculum={0: 1, 3: 2}, **SMALL_MODEL)
     trainer = L.Trainer(max_steps=5, limit_val_batches=0, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
                         accelerator="cpu", callbacks=[Spy()])
@@ -301,6 +307,37 @@ def test_resuming_after_sigkill_mid_epoch_follows_the_same_loss_curve(small_osse
     assert sorted(after) == list(range(resumed_from, 40))
     for step, loss in after.items():
         assert loss == pytest.approx(reference[step], rel=1e-6, abs=0), f"step {step}"
+
+
+def test_resuming_ddp_mid_epoch_follows_the_same_loss_curve(small_osse, tmp_path):
+    """Two CPU processes under DDP, resumed from a checkpoint in the middle of an epoch:
+    each rank must skip exactly the samples it had seen, so that the run goes on as if
+    it had never stopped, through the next epoch too."""
+    out, _ = small_osse
+    ddp = ["--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_steps", "20"]
+    train = [sys.executable, "train.py", "fit", "--config"]
+    whole = subprocess.run(train + [str(_resume_config(tmp_path, out, "whole"))] + ddp, cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    reference = _step_losses(tmp_path / "whole")
+    assert sorted(reference) == list(range(20))
+    start = tmp_path / "whole" / "ckpt" / "step=8.ckpt"
+    saved = torch.load(start, map_location="cpu", weights_only=False)
+    epoch_batches = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
+    assert saved["epoch"] == 0 and 0 < epoch_batches and saved["ObservationDataModule"]["samples"] == 2 * epoch_batches
+
+    again = subprocess.run(train + [str(_resume_config(tmp_path, out, "resumed"))] + ddp + ["--ckpt_path", str(start)],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    final = torch.load(tmp_path / "resumed" / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert final["epoch"] >= 1, "the resumed run went on into the next epoch"
+    after = _step_losses(tmp_path / "resumed")
+    assert sorted(after) == list(range(8, 20))
+    for step, loss in after.items():
+        assert loss == pytest.approx(reference[step], rel=1e-6, abs=0), f"step {step}"
+    expected = torch.load(tmp_path / "whole" / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    for name, value in expected["state_dict"].items():
+        torch.testing.assert_close(final["state_dict"][name], value, rtol=1e-5, atol=1e-7, msg=name)
 
 
 def test_predict_writes_wb2_zarr_and_an_observation_space_store(small_osse, tmp_path):

@@ -6,6 +6,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Sampler
+from torch.utils.data.distributed import DistributedSampler
 
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import (
@@ -17,20 +18,38 @@ from earthgraph.data.windows import (
 )
 
 
-class ResumableShuffleSampler(Sampler[int]):
+class ResumableShuffleSampler(DistributedSampler):
     """A fresh permutation every epoch, a pure function of (seed, epoch), that can
     start part-way through one: how training resumes mid-epoch on exactly the
-    batches it would have seen. Each ``iter()`` begins the next epoch."""
+    batches it would have seen. Each ``iter()`` begins the next epoch.
 
-    def __init__(self, size: int, seed: int, epoch: int = 0, skip: int = 0):
+    Under DDP (``replicas`` > 1) rank ``rank`` takes every ``replicas``-th sample of
+    the permutation, padded with its first samples to a multiple of ``replicas`` as
+    torch's DistributedSampler pads, and ``skip`` counts this rank's samples. Being a
+    DistributedSampler, Lightning uses it as it is instead of wrapping it in one
+    (a wrapper would shard a list that a resume has already shortened).
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0, skip: int = 0, replicas: int = 1, rank: int = 0):
+        # Not DistributedSampler.__init__, which asks torch.distributed for the world: this one is told it.
+        if not 0 <= rank < replicas:
+            raise ValueError(f"ResumableShuffleSampler: rank {rank} is not one of {replicas} replicas")
         self.size, self.seed, self.epoch, self.skip = size, seed, epoch, skip
+        self.num_replicas, self.rank = replicas, rank
+        self.shuffle, self.drop_last = True, False
         self.on_epoch = None  # called with the epoch number at the start of each one
 
     def __len__(self) -> int:
-        return self.size
+        return -(-self.size // self.num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __iter__(self):
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        if self.num_replicas > 1:
+            padded = np.concatenate([order, order[:len(self) * self.num_replicas - self.size]])
+            order = padded[self.rank::self.num_replicas]
         start, self.skip = self.skip, 0
         if self.on_epoch is not None:
             self.on_epoch(self.epoch)
@@ -110,7 +129,8 @@ class ObservationDataModule(L.LightningDataModule):
         if self._resume and self._resume["epoch"] == epoch:  # restarting mid-epoch from a checkpoint
             skip = self._resume["samples"]
         self._resume = None
-        self._sampler = ResumableShuffleSampler(len(data), self.hparams.seed, epoch, skip)
+        replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        self._sampler = ResumableShuffleSampler(len(data), self.hparams.seed, epoch, skip, replicas, rank)
 
         def start_epoch(e: int) -> None:  # the dropout and target draws change with the epoch
             data.epoch = e
@@ -119,7 +139,8 @@ class ObservationDataModule(L.LightningDataModule):
         return self._loader("train", self._sampler)
 
     def state_dict(self) -> dict:
-        """Where training is in the current epoch, saved in every checkpoint."""
+        """Where training is in the current epoch, saved in every checkpoint (under DDP, per
+        rank: the ranks step together)."""
         # While fitting (also in a validation run mid-epoch, where checkpoints are often saved).
         if self.trainer is None or self._sampler is None or self.trainer.state.fn != TrainerFn.FITTING:
             return {}

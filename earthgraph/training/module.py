@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
 from earthgraph.training.loss import observation_loss
-from earthgraph.training.rollout import check_curriculum, rollout_windows
+from earthgraph.training.rollout import parse_curriculum, rollout_windows
 from earthgraph.training.run_info import data_summary, git_revision, graph_summary
 from earthgraph.training.writers import observation_forecasts
 
@@ -55,7 +55,7 @@ class ForecastModule(L.LightningModule):
         self.type_weights = {name: (type_weights or {}).get(name, 1.0) * (sphere_weights or {}).get(s["sphere"], 1.0)
                              for name, s in schema.items()}
         self.nonfinite_in_a_row = self.skipped_steps = 0
-        check_curriculum(rollout_curriculum)
+        self.curriculum = parse_curriculum(rollout_curriculum)
 
     def on_fit_start(self) -> None:
         if self.logger is None:
@@ -70,14 +70,14 @@ class ForecastModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         data_rollout = getattr(getattr(self.trainer, "datamodule", None), "hparams", {}).get("rollout")
-        check_curriculum(self.hparams.rollout_curriculum, data_rollout)
+        parse_curriculum(self.curriculum, data_rollout)
 
     def forward(self, batch: dict) -> list[dict[str, torch.Tensor]]:
         return self.model(batch["inputs"], batch["init_time"], batch["targets"])
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         if stage == "train":
-            windows = rollout_windows(self.hparams.rollout_curriculum, self.global_step)
+            windows = rollout_windows(self.curriculum, self.global_step)
             if windows is not None:
                 batch = {**batch, "targets": batch["targets"][:windows]}
                 self.log("train/rollout_windows", float(windows), batch_size=len(batch["init_time"]))
