@@ -21,7 +21,7 @@ from earthgraph.data.batch import ObsSet
 from earthgraph.data.statics import GRAVITY
 from earthgraph.decoders import ObservationDecoder
 from earthgraph.encoders import ObservationEncoder
-from earthgraph.graphs.edges import edge_features, mesh_to_points
+from earthgraph.graphs.edges import edge_features
 from earthgraph.graphs.healpix import ang2pix_nested
 from earthgraph.graphs.locate import nearest_in_buckets
 from earthgraph.graphs.mesh import mesh_graph
@@ -350,12 +350,14 @@ class GraphDOPForecaster(nn.Module):
         for an ensemble. Channels a budget observes are its component's density there
         (mean over the k nearest nodes), not a head's output."""
         feats = self.target_features(targets, window_start)
+        # The mesh -> point edges, built once for the heads, the budgets' densities and every member.
+        edges = {name: self.decoder.edges(t, self.mesh) for name, t in targets.items() if len(t)}
         if self.members == 1:
-            return self._decode_member(state, targets, feats)
+            return self._decode_member(state, targets, feats, edges)
         b = state.h.shape[0] // self.members
         parts = [self._decode_member(ModelState(state.h[m * b:(m + 1) * b],
                                                 None if state.amounts is None else state.amounts[m * b:(m + 1) * b]),
-                                     targets, feats) for m in range(self.members)]
+                                     targets, feats, edges) for m in range(self.members)]
         return {name: torch.stack([p[name] for p in parts]) for name in parts[0]}
 
     def target_features(self, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -374,17 +376,16 @@ class GraphDOPForecaster(nn.Module):
                           dim=-1)
         return dict(zip(names, feats.split([len(targets[n]) for n in names])))
 
-    def _decode_member(self, state: ModelState, targets: dict[str, ObsSet],
-                       feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = self.decoder(state.h, targets, feats, self.mesh)
+    def _decode_member(self, state: ModelState, targets: dict[str, ObsSet], feats: dict[str, torch.Tensor],
+                       edges: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        out = self.decoder(state.h, targets, feats, self.mesh, edges)
         if self.observed_components:
             density = state.amounts / self.mesh.areas.to(state.amounts.dtype).view(1, -1, 1)
         for name, pairs in self.observed_components.items():
             if name not in out or len(targets[name]) == 0:
                 continue
             t = targets[name]
-            node, point = mesh_to_points(self.mesh.locate(t.lat, t.lon), self.mesh.neighbours, self.mesh.xyz,
-                                         t.lat, t.lon, self.decoder_k)
+            node, point = edges[name]
             rows = Segments(t.sample[point] * density.shape[1] + node, density.shape[0] * density.shape[1])
             at_points = gather(density.flatten(0, 1), rows).view(len(t), self.decoder_k, -1).mean(dim=1)   # (n, C)
             pred = out[name].clone()

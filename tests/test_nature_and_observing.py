@@ -71,6 +71,34 @@ def test_observing_systems_sample_truth_with_declared_errors(nature):
     assert abs(dep.mean()) < 0.05
 
 
+def test_a_surface_field_is_sampled_from_its_own_surface_right_up_to_the_coast(nature):
+    """SST next to a coast is interpolated from the stencil's ocean corners (weights
+    renormalised), so every ocean grid cell has observations near it; a point whose
+    nearest grid cell is land gets none."""
+    from earthgraph.data.observing import TruthSampler
+
+    s = TruthSampler(nature)
+    lat, lon = nature.latitude.values, nature.longitude.values
+    land = nature.land_sea_mask.values > 0.5
+    sst = nature.sea_surface_temperature.values[3]
+    t = np.full(1, s.seconds[3])
+    coastal = [(j, i) for j in range(1, len(lat) - 2) for i in range(len(lon))
+               if not land[j, i] and land[j:j + 2, [i, (i + 1) % len(lon)]].any()]
+    assert len(coastal) > 5, "the test planet has coasts"
+    dlat, dlon = lat[1] - lat[0], lon[1] - lon[0]
+    for j, i in coastal:
+        # A quarter of the way into the cell's (j, i) -> (j+1, i+1) stencil: nearest to (j, i).
+        la, lo = lat[j] + 0.25 * dlat, lon[i] + 0.25 * dlon
+        got = s.sample("sea_surface_temperature", t, np.array([la]), np.array([lo]))[0]
+        corners = [(j, i, 0.5625), (j, (i + 1) % len(lon), 0.1875), (j + 1, i, 0.1875), (j + 1, (i + 1) % len(lon), 0.0625)]
+        ocean = [(sst[a, b], w) for a, b, w in corners if not land[a, b]]
+        expected = sum(v * w for v, w in ocean) / sum(w for _, w in ocean)
+        assert abs(got - expected) < 1e-4, (j, i, got, expected)  # K; the truth is float32
+    # Points nearest a land cell have no SST, wherever their stencil's other corners are.
+    jl, il = np.argwhere(land[1:-2])[0] + [1, 0]
+    assert np.isnan(s.sample("sea_surface_temperature", t, np.array([lat[jl] + 0.1 * dlat]), np.array([lon[il] + 0.1 * dlon]))[0])
+
+
 def test_generated_store_holds_every_system(small_osse):
     out, summary = small_osse
     store = ObservationStore(out / "obs.zarr")

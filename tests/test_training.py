@@ -238,6 +238,48 @@ def test_ddp_on_two_cpu_processes_trains_and_checkpoints(small_osse, tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
+def test_ddp_validation_losses_per_type_are_the_mean_over_every_rank(small_osse, tmp_path):
+    """Per-type and per-sphere validation losses under two DDP processes equal one process's
+    over the same samples (each rank sees half of them; a type may be missing from one)."""
+    import pandas as pd
+
+    out, _ = small_osse
+    _fit_with_cli(tmp_path, out, seed=1)
+
+    def validate(run: str, extra: list[str]) -> dict[str, float]:
+        cfg = tmp_path / f"{run}.yaml"
+        cfg.write_text(f"""
+seed_everything: 1
+trainer:
+  accelerator: cpu
+  enable_progress_bar: false
+  default_root_dir: {tmp_path}/{run}
+  logger:
+    class_path: lightning.pytorch.loggers.CSVLogger
+    init_args: {{save_dir: {tmp_path}/{run}, name: csv}}
+model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+data:
+  store: {out}/obs.zarr
+  train_period: [2020-03-01, 2020-03-09]
+  val_period: [2020-03-09, 2020-03-12]
+  batch_size: 1
+""")
+        proc = subprocess.run([sys.executable, "train.py", "validate", "--config", str(cfg), "--ckpt_path",
+                               str(tmp_path / "ckpt" / "last.ckpt")] + extra,
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        row = pd.read_csv(next((tmp_path / run).glob("csv/version_*/metrics.csv"))).iloc[-1]
+        return {k: float(v) for k, v in row.items() if k.startswith("val/") and np.isfinite(v)}
+
+    one = validate("one", [])
+    two = validate("two", ["--trainer.devices", "2", "--trainer.strategy", "ddp"])
+    types = {k for k in one if k.startswith("val/loss_") and "sphere" not in k}
+    assert len(types) >= 5 and {"val/loss_sphere_ocean", "val/loss_sphere_cryosphere"} <= set(one)
+    assert set(two) == set(one)
+    for key, value in one.items():
+        assert two[key] == pytest.approx(value, rel=1e-5), key
+
+
 def _resume_config(tmp_path, out, run):
     cfg = tmp_path / f"{run}.yaml"
     cfg.write_text(f"""

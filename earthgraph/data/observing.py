@@ -30,8 +30,13 @@ YEAR_SECONDS = 365.2422 * 86400.0
 class TruthSampler:
     """Bilinear-in-space, linear-in-time interpolation of gridded truth.
 
-    A value is NaN when any grid value it is interpolated from is NaN, so
-    coastal points of ocean-only fields are not invented.
+    Fields that exist on one surface only (SST, sea ice over the ocean; skin
+    temperature, soil moisture over land) are NaN on the other. A point is
+    interpolated from the corners of its stencil that have a value, with the
+    bilinear weights renormalised over them, and is NaN when its nearest
+    corner has none (the surface under it is the other one; see ``is_land``):
+    a retrieval next to a coast sees the surface under it, as real coastal
+    products do, and every grid cell of a surface is observed.
     """
 
     def __init__(self, truth: xr.Dataset):
@@ -78,9 +83,15 @@ class TruthSampler:
         k1 = np.minimum(k0 + 1, len(self.seconds) - 1)
         j0, j1, wy, i0, i1, wx = self._weights(np.radians(lat_deg), np.radians(lon_deg))
 
+        corners = [(j0, i0, (1 - wy) * (1 - wx)), (j0, i1, (1 - wy) * wx), (j1, i0, wy * (1 - wx)), (j1, i1, wy * wx)]
+
         def at(k):
-            return ((1 - wy) * ((1 - wx) * f[k, j0, i0] + wx * f[k, j0, i1])
-                    + wy * ((1 - wx) * f[k, j1, i0] + wx * f[k, j1, i1]))
+            values = [f[k, j, i] for j, i, _ in corners]
+            weights = [np.where(np.isfinite(v), w, 0.0) for v, (_, _, w) in zip(values, corners)]
+            total = sum(weights)
+            acc = sum(w * np.where(w > 0, v, 0.0) for v, w in zip(values, weights))
+            nearest = f[k, np.where(wy < 0.5, j0, j1), np.where(wx < 0.5, i0, i1)]
+            return np.where(np.isfinite(nearest), acc / np.where(total > 0, total, 1.0), np.nan)
 
         return (1 - wt) * at(k0) + wt * at(k1)
 

@@ -31,10 +31,16 @@ class ObservationDecoder(nn.Module):
             for name, (c, m) in type_dims.items()
         })
 
-    def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh) -> dict[str, torch.Tensor]:
+    def edges(self, t: ObsSet, mesh) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mesh -> point edges of ``t``'s points: (node, point), each (n * k,), grouped by point."""
+        return mesh_to_points(mesh.locate(t.lat, t.lon), mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
+
+    def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh,
+                edges: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
         """h (B, N, F); targets: type -> ObsSet (positions, time, meta, sample);
         target_features: type -> (n, point_feature_dim) features of each point: insolation
-        and local time at its time, static fields (land-sea mask) at its place. Returns type -> (n, C) normalised values."""
+        and local time at its time, static fields (land-sea mask) at its place; edges: type ->
+        ``self.edges(targets[type], mesh)`` where already built. Returns type -> (n, C) normalised values."""
         b, n, d = h.shape
         flat = h.reshape(b * n, d)
         out = {}
@@ -44,7 +50,7 @@ class ObservationDecoder(nn.Module):
             if len(t) == 0:
                 out[name] = h.new_zeros((0, self.heads[name][-1].out_features))
                 continue
-            node, point = mesh_to_points(mesh.locate(t.lat, t.lon), mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
+            node, point = edges[name] if edges and name in edges else self.edges(t, mesh)
             xyz = lat_lon_to_xyz(t.lat, t.lon)
             ef = edge_features(mesh.xyz[node], xyz[point], mesh.spacing)
             msg = self.message(flat, Segments(t.sample[point] * n + node, b * n), ef)

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.training.epoch_means import EpochMeans
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.rollout import parse_curriculum, rollout_windows
 from earthgraph.training.run_info import data_summary, git_revision, graph_summary
@@ -56,6 +57,8 @@ class ForecastModule(L.LightningModule):
                              for name, s in schema.items()}
         self.nonfinite_in_a_row = self.skipped_steps = 0
         self.curriculum = parse_curriculum(rollout_curriculum)
+        spheres = sorted({s["sphere"] for s in schema.values()})
+        self.eval_means = EpochMeans([f"loss_{n}" for n in schema] + [f"loss_sphere_{s}" for s in spheres])
 
     def on_fit_start(self) -> None:
         if self.logger is None:
@@ -88,17 +91,37 @@ class ForecastModule(L.LightningModule):
         return loss
 
     def _log_losses(self, loss: torch.Tensor, per_type: dict[str, torch.Tensor], stage: str, bs: int) -> None:
-        # Under DDP the validation and test losses are averaged over ranks; the per-type
-        # and training values are rank 0's (a type can be missing from one rank's batch,
-        # and a synchronised log that only some ranks reach would hang).
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, on_step=stage == "train", on_epoch=True,
                  sync_dist=stage != "train")
         spheres: dict[str, list[torch.Tensor]] = {}
         for name, v in per_type.items():
-            self.log(f"{stage}/loss_{name}", v, batch_size=bs, on_step=False, on_epoch=True)
             spheres.setdefault(self.hparams.schema[name]["sphere"], []).append(v)
-        for sphere, vs in spheres.items():
-            self.log(f"{stage}/loss_sphere_{sphere}", torch.stack(vs).mean(), batch_size=bs, on_step=False, on_epoch=True)
+        parts = {f"loss_{n}": v for n, v in per_type.items()}
+        parts.update({f"loss_sphere_{s}": torch.stack(vs).mean() for s, vs in spheres.items()})
+        for name, v in parts.items():
+            if stage == "train":  # rank 0's under DDP: a synchronised log every step would cost a collective each
+                self.log(f"train/{name}", v, batch_size=bs, on_step=False, on_epoch=True)
+            else:  # reduced over ranks at the epoch's end (a type may be missing from one rank's batch)
+                self.eval_means.add(name, v, bs)
+
+    def _log_eval_means(self, stage: str) -> None:
+        reduce_sum = None
+        if self.trainer.world_size > 1:
+            reduce_sum = lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")  # noqa: E731
+        for name, v in self.eval_means.compute(reduce_sum).items():
+            self.log(f"{stage}/{name}", v, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self.eval_means.reset(self.device)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval_means("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.eval_means.reset(self.device)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_means("test")
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         loss = self._shared_step(batch, "train")
