@@ -84,22 +84,24 @@ class TruthSampler:
         j0, j1, wy, i0, i1, wx = self._weights(np.radians(lat_deg), np.radians(lon_deg))
 
         corners = [(j0, i0, (1 - wy) * (1 - wx)), (j0, i1, (1 - wy) * wx), (j1, i0, wy * (1 - wx)), (j1, i1, wy * wx)]
+        nearest = _nearest_corner(j0, j1, wy, i0, i1, wx)
 
         def at(k):
             values = [f[k, j, i] for j, i, _ in corners]
             weights = [np.where(np.isfinite(v), w, 0.0) for v, (_, _, w) in zip(values, corners)]
             total = sum(weights)
             acc = sum(w * np.where(w > 0, v, 0.0) for v, w in zip(values, weights))
-            nearest = f[k, np.where(wy < 0.5, j0, j1), np.where(wx < 0.5, i0, i1)]
-            return np.where(np.isfinite(nearest), acc / np.where(total > 0, total, 1.0), np.nan)
+            return np.where(np.isfinite(f[(k, *nearest)]), acc / np.where(total > 0, total, 1.0), np.nan)
 
         return (1 - wt) * at(k0) + wt * at(k1)
 
     def is_land(self, lat_deg, lon_deg) -> np.ndarray:
-        j0, j1, wy, i0, i1, wx = self._weights(np.radians(lat_deg), np.radians(lon_deg))
-        j = np.where(wy < 0.5, j0, j1)
-        i = np.where(wx < 0.5, i0, i1)
-        return self.land[j, i]
+        return self.land[_nearest_corner(*self._weights(np.radians(lat_deg), np.radians(lon_deg)))]
+
+
+def _nearest_corner(j0, j1, wy, i0, i1, wx) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the grid point nearest each point, from ``TruthSampler._weights``."""
+    return np.where(wy < 0.5, j0, j1), np.where(wx < 0.5, i0, i1)
 
 
 def _unit_vectors(lat_deg, lon_deg):

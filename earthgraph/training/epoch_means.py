@@ -25,8 +25,7 @@ class EpochMeans:
     def __init__(self, names: list[str]):
         self.names = list(names)
         self.index = {n: k for k, n in enumerate(self.names)}
-        self.sums = torch.zeros(len(self.names), dtype=torch.float64)
-        self.weights = torch.zeros(len(self.names), dtype=torch.float64)
+        self.reset(torch.device("cpu"))
 
     def reset(self, device: torch.device) -> None:
         self.sums = torch.zeros(len(self.names), dtype=torch.float64, device=device)

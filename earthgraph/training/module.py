@@ -105,9 +105,8 @@ class ForecastModule(L.LightningModule):
                 self.eval_means.add(name, v, bs)
 
     def _log_eval_means(self, stage: str) -> None:
-        reduce_sum = None
-        if self.trainer.world_size > 1:
-            reduce_sum = lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")  # noqa: E731
+        # The strategy's reduce is the identity in one process and an all-reduce under DDP.
+        reduce_sum = lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")  # noqa: E731
         for name, v in self.eval_means.compute(reduce_sum).items():
             self.log(f"{stage}/{name}", v, on_step=False, on_epoch=True)
 
