@@ -90,11 +90,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                                    "and the truth share)")
     when = p.add_argument_group("initialisations and leads")
     when.add_argument("--period", nargs=2, metavar=("START", "END"), default=None,
-                      help="initialisation times in [START, END) (default: the checkpoint's test period; all of "
-                           "a --forecast's)")
+                      help="the verified period [START, END) (default: the checkpoint's test period; all that a "
+                           "--forecast and the truth share)")
+    when.add_argument("--by", choices=("valid", "init"), default="valid",
+                      help="what --period selects: 'valid' (default) verifies every valid time in it at every lead, "
+                           "from initialisations as early as the longest lead needs; 'init' verifies the "
+                           "initialisations in it at every lead the truth covers (WB2's by_init)")
     when.add_argument("--leads", nargs="+", type=float, default=None,
                       help="lead times, hours (default: 12 24 48 for a checkpoint, all of a --forecast's)")
-    when.add_argument("--init-every-hours", type=float, default=12.0, help="spacing of initialisations (checkpoint)")
+    when.add_argument("--init-every-hours", type=float, default=12.0,
+                      help="spacing of initialisations and verified valid times (checkpoint)")
     clim = p.add_argument_group("climatology (for acc and the climatology baseline)")
     clim.add_argument("--climatology", default=None, help="a WB2 climatology zarr (hour, dayofyear, ...) to use "
                                                           "instead of computing one from the truth")
@@ -151,14 +156,11 @@ def _open_zarr(path: Path, what: str) -> xr.Dataset:
         sys.exit(f"evaluate.py: cannot read {what} {path}: {err}")
 
 
-def select_forecast(fc: xr.Dataset, source: str, args) -> xr.Dataset:
-    """A --forecast's initialisations in [START, END) and its requested leads."""
-    if args.period and not args.checkpoint:
-        start, end = (np.datetime64(t) for t in args.period)
-        fc = fc.isel(time=(fc.time.values >= start) & (fc.time.values < end))
-    if fc.sizes["time"] == 0:
-        raise ValueError(f"{source}: no initialisation time in [{args.period[0]}, {args.period[1]})"
-                         if args.period else f"{source}: no initialisation time")
+def select_forecast(fc: xr.Dataset, source: str, args, period, truth: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
+    """A forecast's requested leads and the initialisations with a verified pair in
+    ``period``, with the (time, prediction_timedelta) mask of the verified pairs.
+    Initialisations the truth does not hold are left out (the baselines start there)."""
+    fc = fc.isel(time=np.isin(fc.time.values, truth.time.values))
     if args.leads and not args.checkpoint:
         want = pd.to_timedelta(args.leads, unit="h").values
         missing = [f"{x / np.timedelta64(1, 'h'):g}" for x in want if x not in fc.prediction_timedelta.values]
@@ -166,7 +168,13 @@ def select_forecast(fc: xr.Dataset, source: str, args) -> xr.Dataset:
             have = [f"{x / np.timedelta64(1, 'h'):g}" for x in fc.prediction_timedelta.values]
             raise ValueError(f"{source}: no lead(s) {missing} h; its leads are {have} h")
         fc = fc.sel(prediction_timedelta=want)
-    return fc
+    scored = baselines.verification_pairs(fc.time.values, fc.prediction_timedelta.values, period,
+                                          truth.time.values, args.by)
+    keep = scored.any("prediction_timedelta").values
+    if not keep.any():
+        what = f"in [{period[0]}, {period[1]}) (--by {args.by})" if period else "that the truth covers"
+        raise ValueError(f"{source}: no initialisation of the truth's with a forecast valid time {what}")
+    return fc.isel(time=keep), scored.isel(time=keep)
 
 
 def load_climatology(args, truth_v: xr.Dataset, period, variables: list[str], truth_source: str) -> xr.Dataset:
@@ -207,12 +215,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     leads = args.leads or [12.0, 24.0, 48.0]
     input_windows = int(hp.get("input_windows", 1))
     window_h = module.hparams.window_hours
-    init_times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), window_h, 1,
-                                    args.init_every_hours, store.time_range, input_windows)
-    last_valid = truth.time.values[-1] - pd.to_timedelta(max(leads), unit="h")
-    init_times = init_times[pd.to_datetime(init_times, unit="s").values <= last_valid]
-    if len(init_times) == 0:
-        sys.exit(f"evaluate.py: no initialisation time in {period} leaves room for lead {max(leads)} h in the truth")
+    init_times = verified_inits(period, leads, args, truth, store, input_windows * window_h)
     dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows)
     products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
     land = truth["land_sea_mask"].values if "land_sea_mask" in truth else None
@@ -233,6 +236,26 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
                                         lat, lon, products, land)
         clock.lap("long_forecast")
     return fc, context
+
+
+def verified_inits(period, leads: list[float], args, truth: xr.Dataset, store, input_hours: float) -> np.ndarray:
+    """The initialisations (s since 1970, every --init-every-hours) a checkpoint forecasts
+    from: with --by valid, every one whose forecast at some lead is valid in ``period``;
+    with --by init, those in ``period``. Only times the truth holds and whose input
+    windows the store holds."""
+    step = np.timedelta64(int(round(args.init_every_hours * 3600)), "s")
+    start, end = (np.datetime64(t, "s") for t in period)
+    start = start + (-(start - np.datetime64(0, "s")) % step)  # on the grid of initialisations
+    times = np.arange(start, end, step)
+    if args.by == "valid":
+        times = baselines.inits_verifying(times, pd.to_timedelta(leads, unit="h").values)
+    times = np.asarray(times).astype("datetime64[s]")
+    first_input = np.datetime64(int(store.time_range[0]), "s") + np.timedelta64(int(round(input_hours * 3600)), "s")
+    times = times[np.isin(times.astype("datetime64[ns]"), truth.time.values) & (times >= first_input)]
+    if len(times) == 0:
+        sys.exit(f"evaluate.py: no initialisation for {period} (--by {args.by}) has its inputs in the store and "
+                 "its time in the truth")
+    return times.astype(np.int64)
 
 
 def physical_diagnostics(long: dict, truth: xr.Dataset, climatology: xr.Dataset, out: Path) -> dict:
@@ -288,6 +311,7 @@ class Inputs:
     clim_valid: xr.Dataset
     regions: dict
     context: dict
+    scored: xr.DataArray  # (time, prediction_timedelta) bool: the verified pairs
 
 
 def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
@@ -313,7 +337,7 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
                  f"{', '.join(args.baselines)})")
     try:
         evaluation.check_forecast_layout(fc, fc_source)
-        fc = select_forecast(fc, fc_source, args)
+        fc, scored = select_forecast(fc, fc_source, args, context["period"], truth)
         fc = evaluation.on_truth_grid(evaluation.normalise_grid(fc), truth, fc_source, str(truth_path))
         variables = evaluation.scored_variables(fc, truth, fc_source, str(truth_path), args.variables)
         if "level" in fc.dims and "level" in truth.dims:
@@ -325,7 +349,7 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
         long_vars = list(context["long"]["forecast"].data_vars) if context["long"] else []
         clim_vars = list(dict.fromkeys(variables + long_vars))
         truth_v = truth[clim_vars].load()
-        aligned = baselines.align_truth(truth_v[variables], init, leads, str(truth_path))
+        aligned = baselines.align_truth(truth_v[variables], init, leads, str(truth_path), scored)
         climatology = load_climatology(args, truth_v, context["clim_period"], clim_vars, str(truth_path))
         clim_valid = baselines.climatology_forecast(climatology[variables], init, leads)
         clock.lap("climatology")
@@ -333,7 +357,7 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
                                    args.regions)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
-    return Inputs(name, fc[variables], truth, variables, aligned, climatology, clim_valid, regions, context)
+    return Inputs(name, fc[variables], truth, variables, aligned, climatology, clim_valid, regions, context, scored)
 
 
 def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset]:
@@ -390,11 +414,24 @@ def verify_observations(args, inp: Inputs, out: Path) -> pd.DataFrame | None:
             return None
     else:
         return None
+    if inp.context["period"]:
+        departures = obs_space.departures_in_period(departures, inp.context["period"], args.by)
     bin_hours = args.lead_bin_hours or inp.context["window_hours"] or 12.0
     stats = obs_space.departure_statistics(departures, inp.regions, bin_hours)
     stats.to_csv(out / "obs_space.csv", index=False)
     obs_space.to_netcdf(stats, out / "obs_space.nc")
     return stats
+
+
+def describe_pairs(scored: xr.DataArray) -> str:
+    """What was verified, in words: the valid times and the initialisations."""
+    valid = baselines.valid_times(scored.time.values, scored.prediction_timedelta.values).values[scored.values]
+    init = scored.time.values[scored.any("prediction_timedelta").values]
+    lead_h = [f"{x / np.timedelta64(1, 'h'):g}" for x in scored.prediction_timedelta.values]
+    per_lead = sorted(set(scored.sum("time").values.tolist()))
+    return (f"valid {str(valid.min())[:16]} .. {str(valid.max())[:16]} at leads {', '.join(lead_h)} h, "
+            f"{'/'.join(map(str, per_lead))} forecasts per lead from {len(init)} initialisations "
+            f"{str(init[0])[:16]} .. {str(init[-1])[:16]}")
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -406,7 +443,7 @@ def main(argv=None) -> pd.DataFrame:
     forecasts = {inp.name: inp.forecast, **reference_forecasts(args, inp)}
     clock.lap("baselines")
     results = {n: evaluation.score_forecast(f, inp.aligned, inp.regions, inp.clim_valid, inp.variables,
-                                            not args.no_skipna) for n, f in forecasts.items()}
+                                            not args.no_skipna, inp.scored) for n, f in forecasts.items()}
     paths = evaluation.write_results(results, out)
     table = evaluation.results_table(results)
     clock.lap("scores")
@@ -419,10 +456,8 @@ def main(argv=None) -> pd.DataFrame:
         diag = physical_diagnostics(inp.context["long"], inp.truth, inp.climatology, out)
         clock.lap("diagnostics")
 
-    init, leads = inp.forecast.time.values, inp.forecast.prediction_timedelta.values
-    lead_h = [float(x / np.timedelta64(1, "h")) for x in leads]
-    print(f"{inp.name} scorecard: {len(init)} initialisations {str(init[0])[:16]} .. {str(init[-1])[:16]}, leads "
-          f"{lead_h} h (global RMSE; skill = 1 - RMSE / RMSE_{args.reference})")
+    print(f"{inp.name} scorecard: {describe_pairs(inp.scored)} (global RMSE; skill = 1 - RMSE / "
+          f"RMSE_{args.reference})")
     print(scorecard.format_scorecard(table, reference=args.reference))
     if obs_stats is not None:
         print("observation space (global): fc - ob departures")

@@ -23,7 +23,7 @@ def scored(small_osse, tmp_path_factory):
     work = tmp_path_factory.mktemp("eval")
     L.seed_everything(0)
     dm = ObservationDataModule(str(out / "obs.zarr"), ("2020-03-01", "2020-03-08"), ("2020-03-08", "2020-03-09"),
-                               ("2020-03-08", "2020-03-11"), rollout=1, batch_size=2)
+                               ("2020-03-09", "2020-03-11"), rollout=1, batch_size=2)
     module = ForecastModule(schema=dm.schema, static=dm.static, nside=4, latent_dim=16, hidden_dim=16,
                             processor_layers=1, budgets={"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}})
     trainer = L.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
@@ -75,12 +75,16 @@ def test_rmse_equals_hand_computation(scored, variable):
     out, work, table = scored
     fc = xr.open_zarr(work / "forecast.zarr", consolidated=False)
     truth = xr.open_zarr(out / "truth.zarr", consolidated=False)
-    for lead_h in (12.0, 24.0):
+    period = np.datetime64("2020-03-09"), np.datetime64("2020-03-11")  # the checkpoint's test period
+    for lead_h in (12.0, 24.0, 48.0):
         lead = pd.Timedelta(hours=lead_h)
-        f = fc[variable].sel(prediction_timedelta=lead).values.astype(np.float64)
+        # Every valid time of the test period is verified at every lead, by the initialisations it takes.
         valid = fc.time.values + lead.to_timedelta64()
-        t = truth[variable].sel(time=valid).values.astype(np.float64)
-        t_init = truth[variable].sel(time=fc.time.values).values.astype(np.float64)
+        verified = (valid >= period[0]) & (valid < period[1])
+        assert verified.sum() == 4  # 03-09T00 .. 03-10T12
+        f = fc[variable].sel(prediction_timedelta=lead).values[verified].astype(np.float64)
+        t = truth[variable].sel(time=valid[verified]).values.astype(np.float64)
+        t_init = truth[variable].sel(time=fc.time.values[verified]).values.astype(np.float64)
         got = table[(table.variable == variable) & (table.lead_hours == lead_h) & (table.metric == "rmse")
                     & (table.region == "global")]
         assert got[got.forecast == "earthgraph"].value.item() == pytest.approx(
@@ -104,7 +108,10 @@ def test_observation_space_and_diagnostics(scored):
     store = ObservationStore(work / "forecast_obs.zarr")
     t0, t1 = store.time_range
     cols = store.read("synop", t0, t1 + 1)
-    first = cols["hours_since_init"] < 12
+    # Only observations of the test period are verified (03-09 .. 03-11).
+    in_period = (cols["time"] >= np.datetime64("2020-03-09", "s").astype(np.int64)) & (
+        cols["time"] < np.datetime64("2020-03-11", "s").astype(np.int64))
+    first = (cols["hours_since_init"] < 12) & in_period
     d = (cols["values"][:, 0] - cols["observed_t2m"])[first]
     d = d[np.isfinite(d)].astype(np.float64)
     row = stats[(stats.obs_type == "synop") & (stats.region == "global") & (stats.lead_hours == 12.0)].iloc[0]

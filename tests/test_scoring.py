@@ -373,6 +373,12 @@ def test_departure_statistics_by_hand():
     bad = obs_space.departure_statistics(broken, standard_regions(names=["global"]), 12.0)
     row = bad[(bad.obs_type == "synop") & (bad.lead_hours == 12.0)].iloc[0]
     assert row["count"] == 3 and row.nonfinite == 1 and np.isnan(row.rmse)
+    # A period selects departures by their valid time, or by their initialisation.
+    timed = dep.assign(time=np.datetime64("2020-01-02T00") + pd.to_timedelta(dep.hours_since_init, unit="h").values)
+    period = ("2020-01-02T06", "2020-01-03")
+    assert obs_space.departures_in_period(timed, period, "valid").hours_since_init.tolist() == [11.9, 13.0]
+    assert len(obs_space.departures_in_period(timed, period, "init")) == 0
+    assert len(obs_space.departures_in_period(timed, ("2020-01-02", "2020-01-03"), "init")) == 6
 
 
 def test_diagnostics_closed_forms():

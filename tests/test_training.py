@@ -18,7 +18,7 @@ from earthgraph.training.wandb_offline import read_config, read_history
 
 REPO = Path(__file__).resolve().parents[1]
 PERIODS = dict(train_period=("2020-03-01", "2020-03-09"), val_period=("2020-03-09", "2020-03-11"),
-               test_period=("2020-03-10", "2020-03-12"))
+               test_period=("2020-03-11", "2020-03-13"))
 SMALL_MODEL = dict(nside=4, latent_dim=32, hidden_dim=32, processor_layers=2, warmup_steps=2)
 
 
@@ -122,7 +122,7 @@ data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
   val_period: [2020-03-09, 2020-03-11]
-  test_period: [2020-03-10, 2020-03-12]
+  test_period: [2020-03-11, 2020-03-13]
   batch_size: 2
 """)
     proc = subprocess.run([sys.executable, "train.py", "fit", "--config", str(cfg)], cwd=REPO,
@@ -137,7 +137,7 @@ def test_train_cli_fits_and_writes_a_checkpoint(small_osse, tmp_path):
     ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
     assert set(ckpt["hyper_parameters"]["schema"]) >= {"synop", "drifter", "seaice_conc", "geo_ir"}
-    assert ckpt["datamodule_hyper_parameters"]["test_period"] == ["2020-03-10", "2020-03-12"]
+    assert ckpt["datamodule_hyper_parameters"]["test_period"] == ["2020-03-11", "2020-03-13"]
 
 
 class _CorruptInitTimes(L.Callback):

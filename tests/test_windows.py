@@ -19,7 +19,8 @@ def store(small_osse):
 def test_windows_hold_the_right_observations_in_window_units(store):
     schema = observation_schema(store)
     times = init_times_between(np.datetime64("2020-03-03"), np.datetime64("2020-03-06"), 12, 2, 12, store.time_range, 2)
-    assert len(times) == 6 and np.all(times % 43200 == 0)
+    # 03-03T00 .. 03-05T00: the last one's two target windows end at 03-06T00, the period's end.
+    assert len(times) == 5 and np.all(times % 43200 == 0)
     ds = WindowDataset(store, times, schema, 12, rollout=2, input_windows=2)
     item = ds[0]
     t0 = int(times[0])
@@ -79,3 +80,35 @@ def test_an_empty_period_is_a_clear_error(store):
     times = init_times_between(np.datetime64("2030-01-01"), np.datetime64("2030-02-01"), 12, 1, 12, store.time_range)
     with pytest.raises(ValueError, match="no initialisation times"):
         WindowDataset(store, times, schema)
+
+
+def test_targets_never_leave_their_period_and_inputs_may_precede_it(store):
+    end = np.datetime64("2020-03-06")
+    for rollout in (1, 2, 3):
+        times = init_times_between(np.datetime64("2020-03-03"), end, 12, rollout, 3, store.time_range, 2)
+        last_target_end = times.max() + rollout * 43200
+        assert last_target_end == int(end.astype("datetime64[s]").astype(np.int64))
+        assert times.min() == int(np.datetime64("2020-03-03", "s").astype(np.int64))
+
+
+def test_normalisation_statistics_come_from_the_stats_period_only(store):
+    period = ("2020-03-01", "2020-03-05")
+    schema = observation_schema(store, period)
+    t0, t1 = (int(np.datetime64(t, "s").astype(np.int64)) for t in period)
+    for name in ("synop", "geo_ir"):
+        values = store.read(name, t0, t1)["values"].astype(np.float64)
+        np.testing.assert_allclose(schema[name]["mean"], np.nanmean(values, axis=0), rtol=1e-9)
+        np.testing.assert_allclose(schema[name]["std"], np.nanstd(values, axis=0, ddof=1), rtol=1e-7)
+        # The whole store's statistics (test period included) differ.
+        assert not np.allclose(schema[name]["mean"], store.stats(name)["mean"], rtol=1e-6)
+
+
+def test_overlapping_periods_are_refused_by_name(small_osse):
+    from earthgraph.training.datamodule import ObservationDataModule
+
+    with pytest.raises(ValueError, match=r"data.val_period .* overlaps data.test_period"):
+        ObservationDataModule(str(small_osse[0] / "obs.zarr"), ("2020-03-01", "2020-03-08"),
+                              ("2020-03-08", "2020-03-10"), ("2020-03-09", "2020-03-11"))
+    with pytest.raises(ValueError, match=r"data.train_period: start 2020-03-08 is not before end 2020-03-01"):
+        ObservationDataModule(str(small_osse[0] / "obs.zarr"), ("2020-03-08", "2020-03-01"),
+                              ("2020-03-08", "2020-03-10"))

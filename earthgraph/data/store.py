@@ -322,8 +322,26 @@ class ObservationStore:
         return {k: g[k][...] for k in g.array_keys()}
 
     def stats(self, name: str) -> dict:
+        """Per-channel count, mean and standard deviation over the whole store (kept in its attributes)."""
         self.obs_type(name)
         return dict(self.root[name].attrs["stats"])
+
+    def period_stats(self, name: str, t0: int, t1: int) -> dict:
+        """Per-channel count, mean and standard deviation of the observations with
+        ``t0 <= time < t1`` (seconds since 1970), streamed in column chunks.
+
+        A model's normalisation must come from its training period only: the
+        store's own statistics (:meth:`stats`) see the test period too."""
+        self.obs_type(name)
+        lo, hi = self._row_range(name, int(t0), int(t1))
+        acc = RunningStats(len(self._types[name].channels))
+        src = self._cache.get(name)
+        for start in range(lo, hi, COLUMN_CHUNK):
+            stop = min(start + COLUMN_CHUNK, hi)
+            cols = src if src is not None else self.root[name]
+            time, values = cols["time"][start:stop], cols["values"][start:stop]
+            acc.update(values[(time >= t0) & (time < t1)])
+        return acc.as_dict()
 
     def rows(self, name: str) -> int:
         return int(self.root[name].attrs["rows"])

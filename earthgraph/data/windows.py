@@ -10,6 +10,8 @@ its offset from its window's start in units of W: in [-n, 0) for inputs
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -18,13 +20,31 @@ from earthgraph.data.batch import ObsSet, columns_to_obsset, metadata_features
 from earthgraph.data.store import ObservationStore
 
 
-def observation_schema(store: ObservationStore) -> dict:
+def observation_schema(store: ObservationStore, stats_period: tuple | None = None) -> dict:
     """What a model needs to know about the store's types: channels, metadata
-    features, sphere, and the normalisation statistics, as plain data."""
+    features, sphere, and the normalisation statistics, as plain data.
+
+    stats_period: ``(start, end)`` (ISO dates or datetime64) over which the
+    statistics are computed, the training period, so that nothing of the
+    validation or test periods reaches the model; None: the whole store's. A
+    channel without a single observation in that period falls back to the
+    store's statistics, with a warning naming it.
+    """
     schema = {}
     for name in store.type_names:
         t = store.obs_type(name)
         stats = store.stats(name)
+        if stats_period is not None:
+            t0, t1 = (int(np.datetime64(x, "s").astype(np.int64)) for x in stats_period)
+            period = store.period_stats(name, t0, t1)
+            empty = [c.name for c, n in zip(t.channels, period["count"]) if n < 2]
+            if empty:
+                warnings.warn(f"store {store.path}, type {name!r}: channel(s) {empty} have no observations in "
+                              f"{stats_period[0]} .. {stats_period[1]}; their normalisation uses the whole "
+                              "store's statistics", stacklevel=2)
+            period["mean"] = [m if n >= 2 else s for m, s, n in zip(period["mean"], stats["mean"], period["count"])]
+            period["std"] = [m if n >= 2 else s for m, s, n in zip(period["std"], stats["std"], period["count"])]
+            stats = period
         std = [s if s > 0 else 1.0 for s in stats["std"]]
         schema[name] = {
             "sphere": t.sphere,
@@ -33,8 +53,8 @@ def observation_schema(store: ObservationStore) -> dict:
             "valid_min": [c.valid_min for c in t.channels],
             "valid_max": [c.valid_max for c in t.channels],
             "metadata": metadata_features(t.metadata),
-            "mean": stats["mean"],
-            "std": std,
+            "mean": [float(m) for m in stats["mean"]],
+            "std": [float(x) for x in std],
         }
     return schema
 
@@ -152,11 +172,18 @@ def collate_windows(items: list[dict]) -> dict:
 
 
 def init_times_between(start: np.datetime64, end: np.datetime64, window_hours: float, rollout: int,
-                       stride_hours: float, data_range: tuple[int, int], input_windows: int = 1) -> np.ndarray:
-    """Initialisation times in [start, end) whose input and target windows lie in the data."""
+                       stride_hours: float, data_range: tuple[int, int], input_windows: int = 1,
+                       targets_in_period: bool = True) -> np.ndarray:
+    """Initialisation times ``t0`` in [start, end) on the stride whose input windows
+    lie in the data and whose ``rollout`` target windows, ``[t0, t0 + rollout W)``,
+    lie inside the data and (``targets_in_period``, as for training, validation and
+    testing) inside the period too: no target of one split is an observation of
+    the next. Inputs may reach back before ``start``. ``targets_in_period=False``
+    (forecasts to make, ``predict``) bounds only the initialisations by ``end``."""
     w = int(round(window_hours * 3600))
     s = max(int(np.datetime64(start, "s").astype(np.int64)), data_range[0] + input_windows * w)
-    e = min(int(np.datetime64(end, "s").astype(np.int64)), data_range[1] - rollout * w + 1)
+    end_s = int(np.datetime64(end, "s").astype(np.int64))
+    e = min(end_s + (rollout * w - 1 if not targets_in_period else 0), data_range[1] + 1) - rollout * w + 1
     stride = int(round(stride_hours * 3600))
     s = -(-s // stride) * stride  # align to the stride (00/12 UTC for 12 h)
     return np.arange(s, e, stride, dtype=np.int64) if e > s else np.zeros(0, np.int64)

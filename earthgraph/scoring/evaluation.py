@@ -126,7 +126,31 @@ def _per_region(regions: dict[str, Region], like: xr.DataArray, valid: xr.DataAr
 
 def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region],
                    climatology: xr.Dataset | None = None, variables: list[str] | None = None,
-                   skip_missing_truth: bool = True) -> xr.Dataset:
+                   skip_missing_truth: bool = True, scored: xr.DataArray | None = None) -> xr.Dataset:
+    """WB2 scores of one forecast against the truth aligned to it (same layout).
+
+    scored: optional (time, prediction_timedelta) bool, the (initialisation, lead)
+    pairs verified (:func:`~earthgraph.scoring.baselines.verification_pairs`); each
+    lead's time mean is then over its own verified initialisations. Without it every
+    pair is scored. See :func:`score_pairs` for the rest.
+    """
+    if scored is None:
+        return score_pairs(forecast, truth, regions, climatology, variables, skip_missing_truth)
+    per_lead = []
+    for lead in forecast.prediction_timedelta.values:
+        times = scored.sel(prediction_timedelta=lead).values
+        if not times.any():
+            raise ValueError(f"no initialisation is verified at lead {lead / np.timedelta64(1, 'h'):g} h")
+        pick = lambda ds: ds.sel(prediction_timedelta=[lead]).isel(time=times)  # noqa: E731
+        per_lead.append(score_pairs(pick(forecast), pick(truth), regions,
+                                    pick(climatology) if climatology is not None else None, variables,
+                                    skip_missing_truth))
+    return xr.concat(per_lead, dim="lead_time", coords="minimal", data_vars="all")
+
+
+def score_pairs(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region],
+                climatology: xr.Dataset | None = None, variables: list[str] | None = None,
+                skip_missing_truth: bool = True) -> xr.Dataset:
     """WB2 scores of one forecast against the truth aligned to it (same layout).
 
     Deterministic metrics (mse, rmse, bias, mae, and acc given a climatology in

@@ -35,7 +35,7 @@ from earthgraph.data.store import ObservationStore, observed_column
 from earthgraph.scoring.ensemble import ensemble_dim
 from earthgraph.scoring.regions import Box
 
-DEPARTURE_COLUMNS = ["obs_type", "channel", "lat", "lon", "hours_since_init", "forecast", "observed"]
+DEPARTURE_COLUMNS = ["obs_type", "channel", "time", "lat", "lon", "hours_since_init", "forecast", "observed"]
 STAT_COLUMNS = ["obs_type", "channel", "region", "lead_hours", "count", "nonfinite", "bias", "rmse", "stde"]
 
 
@@ -58,7 +58,8 @@ def departures_from_store(path: str | Path) -> pd.DataFrame:
             continue
         for j, ch in enumerate(spec.channels):
             frames.append(pd.DataFrame({
-                "obs_type": name, "channel": ch.name, "lat": cols["lat"].astype(np.float64),
+                "obs_type": name, "channel": ch.name, "time": cols["time"].astype("datetime64[s]"),
+                "lat": cols["lat"].astype(np.float64),
                 "lon": cols["lon"].astype(np.float64),
                 "hours_since_init": cols["hours_since_init"].astype(np.float64),
                 "forecast": cols["values"][:, j].astype(np.float64),
@@ -149,7 +150,8 @@ def departures_from_grid(forecast: xr.Dataset, store: ObservationStore,
             hours = (cols["time"][ok] - t0) / 3600.0
             value = sample_grid(field.isel(time=k), hours, cols["lat"][ok].astype(np.float64),
                                 cols["lon"][ok].astype(np.float64))
-            frames.append(pd.DataFrame({"obs_type": name, "channel": channel, "lat": cols["lat"][ok],
+            frames.append(pd.DataFrame({"obs_type": name, "channel": channel,
+                                        "time": cols["time"][ok].astype("datetime64[s]"), "lat": cols["lat"][ok],
                                         "lon": cols["lon"][ok], "hours_since_init": hours, "forecast": value,
                                         "observed": observed[ok]}))
     if not frames:
@@ -157,6 +159,18 @@ def departures_from_grid(forecast: xr.Dataset, store: ObservationStore,
                          "the forecast's leads")
     table = pd.concat(frames, ignore_index=True)
     return table[np.isfinite(table.forecast)].reset_index(drop=True)
+
+
+def departures_in_period(departures: pd.DataFrame, period: tuple, by: str = "valid") -> pd.DataFrame:
+    """The departures verified in ``period`` ([start, end)): those whose observation
+    time lies in it (by="valid"), or whose initialisation does (by="init"), as
+    :func:`earthgraph.scoring.baselines.verification_pairs` chooses gridded pairs."""
+    start, end = (np.datetime64(t, "ns") for t in period)
+    when = pd.to_datetime(departures.time).values
+    if by == "init":
+        when = when - pd.to_timedelta(departures.hours_since_init, unit="h").values
+    keep = (when >= start) & (when < end)
+    return departures[keep].reset_index(drop=True)
 
 
 def lead_bins(hours: np.ndarray, bin_hours: float) -> np.ndarray:
@@ -173,7 +187,7 @@ def lead_bins(hours: np.ndarray, bin_hours: float) -> np.ndarray:
 def departure_statistics(departures: pd.DataFrame, regions: dict[str, Box], bin_hours: float) -> pd.DataFrame:
     """Bias, RMSE, STDE and counts of ``forecast - observed`` per type, channel,
     region and lead bin (:data:`STAT_COLUMNS`); each observation weighted equally."""
-    missing = [c for c in DEPARTURE_COLUMNS if c not in departures]
+    missing = [c for c in DEPARTURE_COLUMNS if c not in departures and c != "time"]  # time: for selection only
     if missing:
         raise ValueError(f"departure_statistics: the departures lack column(s) {missing}")
     d = departures.assign(

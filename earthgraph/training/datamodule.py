@@ -57,6 +57,30 @@ class ResumableShuffleSampler(DistributedSampler):
         return iter(order[start:].tolist())
 
 
+def check_periods_disjoint(periods: dict[str, tuple[str, str] | None]) -> None:
+    """Raise unless every period is a [start, end) with start < end and no two overlap
+    (a validation or test target inside the training period would be scored on data
+    the model was fitted to)."""
+    spans = {}
+    for key, period in periods.items():
+        if period is None:
+            continue
+        try:
+            start, end = (np.datetime64(x, "s") for x in period)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data.{key}: expected [start, end) ISO dates, got {period!r}") from err
+        if not start < end:
+            raise ValueError(f"data.{key}: start {period[0]} is not before end {period[1]}")
+        spans[key] = (start, end)
+    names = list(spans)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            (s1, e1), (s2, e2) = spans[a], spans[b]
+            if s1 < e2 and s2 < e1:
+                raise ValueError(f"data.{a} {list(periods[a])} overlaps data.{b} {list(periods[b])}; the periods "
+                                 "must be disjoint")
+
+
 class ObservationDataModule(L.LightningDataModule):
     """Windows of a store for training, validation and testing.
 
@@ -83,8 +107,10 @@ class ObservationDataModule(L.LightningDataModule):
                  storage_options: dict | None = None, predict_period: tuple[str, str] | None = None):
         super().__init__()
         self.save_hyperparameters()
+        check_periods_disjoint({"train_period": train_period, "val_period": val_period, "test_period": test_period})
         self.store = ObservationStore(store, storage_options)
-        self.schema = observation_schema(self.store)
+        # Normalisation from the training period only: the statistics go into the checkpoint.
+        self.schema = observation_schema(self.store, tuple(train_period))
         self.dropout = resolve_dropout(self.store, dropout)
         static = self.store.static()
         self.static = {k: v.tolist() for k, v in static.items()} if static else None
@@ -93,9 +119,11 @@ class ObservationDataModule(L.LightningDataModule):
         self._sampler: ResumableShuffleSampler | None = None
         self._resume: dict | None = None
 
-    def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None) -> WindowDataset:
+    def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None,
+                 targets_in_period: bool = True) -> WindowDataset:
         times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), self.hparams.window_hours,
-                                   self.hparams.rollout, stride_hours, self.store.time_range, self.hparams.input_windows)
+                                   self.hparams.rollout, stride_hours, self.store.time_range, self.hparams.input_windows,
+                                   targets_in_period)
         return WindowDataset(self.store, times, self.schema, self.hparams.window_hours, self.hparams.rollout,
                              dropout=dropout, max_targets_per_type=max_targets,
                              input_windows=self.hparams.input_windows, seed=self.hparams.seed)
@@ -115,7 +143,8 @@ class ObservationDataModule(L.LightningDataModule):
             period = hp.predict_period or hp.test_period
             if not period:
                 raise ValueError("predict needs data.predict_period (or data.test_period): [start, end)")
-            self._datasets["predict"] = self._dataset(period, hp.window_hours)
+            # Forecasts from every initialisation of the period, verifying wherever the data reaches.
+            self._datasets["predict"] = self._dataset(period, hp.window_hours, targets_in_period=False)
 
     def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
