@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QS := outputs/quickstart
-# Offline W&B, quiet; one BLAS thread per core on small CPU machines.
+# Offline W&B, quiet. train.py sets its own CPU threads (earthgraph.training.threads; --threads N).
 export WANDB_MODE := offline
 export WANDB_SILENT := true
 

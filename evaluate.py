@@ -15,10 +15,15 @@ Every forecast is scored with WB2's definitions (see earthgraph/scoring):
 area-weighted mse, rmse (root after the time mean), bias, mae, uncentred acc
 against a day-of-year x hour climatology (61-day triangular window), and for
 ensembles crps (fair), ensemble_mean_rmse, spread and spread_skill_ratio;
-wind_vector rmse where u and v are both forecast. Regions: WB2's thirteen
-plus land, ocean and sea-ice. Baselines scored in the same run: persistence,
-climatology and, when the truth is an earthgraph nature run, the perfect-model
-bound (the nature run itself started from a slightly perturbed true state).
+wind_vector rmse where u and v are both forecast; beside them variance_ratio,
+the forecast's spatial variance over the truth's (below 1: smoothed). Regions:
+WB2's thirteen plus land, ocean and sea-ice. Baselines scored in the same run:
+persistence, climatology and, when the truth is an earthgraph nature run, the
+perfect-model bound (the nature run itself started from a slightly perturbed
+true state). By default every valid time of the period is verified at every
+lead (--by valid). A cycling checkpoint is scored as the cycled system (its
+cycle spun up --spin-up-days before the first initialisation) and, beside it,
+as its memoryless self (<name>_memoryless).
 
 Writes into --out:
   forecast.zarr            the model's gridded forecasts (checkpoint mode)
@@ -124,6 +129,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     obs.add_argument("--lead-bin-hours", type=float, default=None, help="lead bins (default: the window length)")
     obs.add_argument("--no-obs-space", action="store_true", help="skip observation-space verification")
     diag = p.add_argument_group("physical diagnostics (checkpoint mode)")
+    when.add_argument("--spin-up-days", type=float, default=10.0,
+                      help="a cycling checkpoint's cycle starts cold this long before the first initialisation "
+                           "(or when the store starts) and runs through every window after it; its memoryless "
+                           "mode (a cold start through the input windows) is scored beside it as <name>_memoryless")
     diag.add_argument("--diagnostic-days", type=float, default=365.0,
                       help="length of the long forecast (0: skip); shortened to what the truth covers")
     out = p.add_argument_group("outputs")
@@ -198,9 +207,14 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     from earthgraph.data.generate import write_zarr_atomic
     from earthgraph.data.obs_types import DEFAULT_PRODUCTS
     from earthgraph.data.store import ObservationStore
-    from earthgraph.data.windows import WindowDataset, init_times_between
+    from earthgraph.data.windows import WindowDataset
     from earthgraph.training.module import ForecastModule
-    from earthgraph.training.predict import forecast_on_grid, long_forecast, observation_forecast_store
+    from earthgraph.training.predict import (
+        cycled_analyses,
+        forecast_on_grid,
+        long_forecast,
+        observation_forecast_store,
+    )
 
     ckpt_path = _require(Path(args.checkpoint), "checkpoint")
     store_path = _require(Path(args.store or Path(args.data_dir) / "obs.zarr"), "observation store")
@@ -220,20 +234,31 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
     land = truth["land_sea_mask"].values if "land_sea_mask" in truth else None
     lat, lon = truth.latitude.values, truth.longitude.values
-    fc = forecast_on_grid(model, dataset, init_times, leads, lat, lon, products, land, args.batch_size)
+    context = {"period": period, "clim_period": clim_period, "window_hours": window_h,
+               "headline": [p.variable for p in products if p.headline], "forecast_obs": None, "long": None,
+               "also_scored": {}, "cycle": None}
+    starts = None
+    spin_up_windows = int(round(args.spin_up_days * 24 / window_h))
+    if model.cycling:
+        # The cycled system, and beside it the same model without memory (a cold start
+        # through the input windows only), scored in the same run.
+        starts, context["cycle"] = cycled_analyses(model, dataset, init_times, spin_up_windows)
+        clock.lap("cycle")
+        context["also_scored"][f"{args.name or 'earthgraph'}_memoryless"] = forecast_on_grid(
+            model, dataset, init_times, leads, lat, lon, products, land, args.batch_size)
+    fc = forecast_on_grid(model, dataset, init_times, leads, lat, lon, products, land, args.batch_size,
+                          start_states=starts)
     write_zarr_atomic(fc, out / "forecast.zarr")
     clock.lap("gridded_forecasts")
 
-    context = {"period": period, "clim_period": clim_period, "window_hours": window_h,
-               "headline": [p.variable for p in products if p.headline], "forecast_obs": None, "long": None}
     if not args.no_obs_space and not args.forecast_obs:
         context["forecast_obs"] = observation_forecast_store(module, store, init_times, leads, input_windows,
-                                                             out / "forecast_obs.zarr", args.batch_size)
+                                                             out / "forecast_obs.zarr", args.batch_size, starts)
         clock.lap("observation_forecasts")
     if args.diagnostic_days > 0:
         t_end = int((truth.time.values[-1] - np.datetime64(0, "s")) // np.timedelta64(1, "s"))
         context["long"] = long_forecast(model, store, int(init_times[0]), t_end, args.diagnostic_days, input_windows,
-                                        lat, lon, products, land)
+                                        lat, lon, products, land, spin_up_windows)
         clock.lap("long_forecast")
     return fc, context
 
@@ -273,7 +298,8 @@ def physical_diagnostics(long: dict, truth: xr.Dataset, climatology: xr.Dataset,
     coupled = diagnostics.coupling(fc, aligned, clim)
     table = diagnostics.diagnostics_table(budgets, stable, coupled)
     table.to_csv(out / "diagnostics.csv", index=False)
-    result = {"init": str(init[0])[:19], "days": long["days"], "budgets": budgets, "stability": stable,
+    result = {"init": str(init[0])[:19], "days": long["days"], "spin_up_windows": long.get("spin_up_windows", 0),
+              "budgets": budgets, "stability": stable,
               "coupling": coupled}
     (out / "diagnostics.json").write_text(json.dumps(result, indent=1))
     return result
@@ -328,7 +354,7 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
         fc_source = args.forecast
         fc = _open_zarr(Path(args.forecast), "forecast")
         context = {"period": args.period, "clim_period": args.climatology_period, "window_hours": None,
-                   "headline": None, "forecast_obs": None, "long": None,
+                   "headline": None, "forecast_obs": None, "long": None, "also_scored": {}, "cycle": None,
                    "grid_store": _require(Path(args.store), "observation store") if args.store else None}
     if args.forecast_obs:
         context["forecast_obs"] = _require(Path(args.forecast_obs), "forecast store")
@@ -440,7 +466,8 @@ def main(argv=None) -> pd.DataFrame:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     inp = load_inputs(args, out, clock)
-    forecasts = {inp.name: inp.forecast, **reference_forecasts(args, inp)}
+    also = {n: f[inp.variables].sel(time=inp.forecast.time) for n, f in inp.context["also_scored"].items()}
+    forecasts = {inp.name: inp.forecast, **also, **reference_forecasts(args, inp)}
     clock.lap("baselines")
     results = {n: evaluation.score_forecast(f, inp.aligned, inp.regions, inp.clim_valid, inp.variables,
                                             not args.no_skipna, inp.scored) for n, f in forecasts.items()}
@@ -456,9 +483,14 @@ def main(argv=None) -> pd.DataFrame:
         diag = physical_diagnostics(inp.context["long"], inp.truth, inp.climatology, out)
         clock.lap("diagnostics")
 
-    print(f"{inp.name} scorecard: {describe_pairs(inp.scored)} (global RMSE; skill = 1 - RMSE / "
+    cycle = inp.context["cycle"]
+    cycled = (f"; cycled from a cold start {cycle['spin_up_windows']} windows before the first initialisation"
+              if cycle else "")
+    print(f"{inp.name} scorecard: {describe_pairs(inp.scored)}{cycled} (global RMSE; skill = 1 - RMSE / "
           f"RMSE_{args.reference})")
     print(scorecard.format_scorecard(table, reference=args.reference))
+    print("spatial variance ratio to the truth (global; 1 = as varied as the truth, < 1 = smoothed)")
+    print(scorecard.format_metric(table, "variance_ratio"))
     if obs_stats is not None:
         print("observation space (global): fc - ob departures")
         print(scorecard.format_obs_space(obs_stats))

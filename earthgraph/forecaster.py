@@ -28,7 +28,9 @@ from earthgraph.graphs.mesh import mesh_graph
 from earthgraph.graphs.remap import ConservativeRemap, grid_remap, nearest_grid_cell, regular_grid_spacing
 from earthgraph.graphs.topology import csr_grouping
 from earthgraph.kernels import HalfEdges, Segments, check_backend, gather, use_backend
+from earthgraph.layers import MLP
 from earthgraph.processors import GraphTransformerProcessor, InteractionNetworkProcessor
+from earthgraph.processors.analysis import GatedAnalysis
 from earthgraph.processors.conservation import ConservativeTransport, InitialAmounts, budget_totals, parse_budgets
 
 FORCING_DIM = 6
@@ -58,6 +60,9 @@ class ModelState:
 
     h: torch.Tensor
     amounts: torch.Tensor | None = None
+
+    def to(self, device) -> "ModelState":
+        return ModelState(self.h.to(device), None if self.amounts is None else self.amounts.to(device))
 
 
 class MeshGraph(nn.Module):
@@ -214,6 +219,21 @@ class PointStatics(nn.Module):
         return self.table[cell]
 
 
+def split_windows(inputs: dict[str, ObsSet], n: int) -> list[dict[str, ObsSet]]:
+    """Observations of ``n`` input windows (times in [-n, 0) windows before the initialisation)
+    as n windows, oldest first, each with its times relative to its own end, in [-1, 0)."""
+    windows = []
+    for k in range(n):
+        lo, hi = float(k - n), float(k - n + 1)
+        window = {}
+        for name, o in inputs.items():
+            keep = (o.time >= lo) & (o.time < hi)
+            window[name] = ObsSet(o.values[keep], o.error[keep], o.lat[keep], o.lon[keep], o.time[keep] - (hi - 0.0),
+                                  o.meta[keep], o.sample[keep])
+        windows.append(window)
+    return windows
+
+
 def with_kernel_backend(method):
     """Run a forecaster method with the model's ``kernel_backend`` for every aggregation op."""
 
@@ -250,6 +270,13 @@ class GraphDOPForecaster(nn.Module):
     kernel_backend: how aggregations run (:mod:`earthgraph.kernels.backends`): 'auto'
         (deterministic Triton kernels on a GPU, torch on the CPU), 'triton', 'cuda',
         'torch' or 'torch_scatter'.
+    cycling: a cycled system (:mod:`earthgraph.processors.analysis`): the state at an
+        initialisation is the previous window's forecast updated by a learned analysis
+        with the new window's observations (:meth:`assimilate`), starting from a learned
+        background (:meth:`cold_state`); ``analysis_layers`` interaction layers spread
+        each analysis over the mesh. False: the memoryless model, encoded from the input
+        windows alone. A cycling model's :meth:`encode` is the cycle from a cold start
+        through the input windows: its memoryless mode.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -258,7 +285,8 @@ class GraphDOPForecaster(nn.Module):
                  mesh_level: int = 4, multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
-                 ensemble_members: int = 1, noise_dim: int = 8, kernel_backend: str = "auto"):
+                 ensemble_members: int = 1, noise_dim: int = 8, kernel_backend: str = "auto",
+                 cycling: bool = False, analysis_layers: int = 1):
         super().__init__()
         self.kernel_backend = check_backend(kernel_backend)
         if ensemble_members < 1:
@@ -314,22 +342,77 @@ class GraphDOPForecaster(nn.Module):
                     column += 1
             self.initial_amounts = InitialAmounts(latent_dim, scales)
             self.transport = ConservativeTransport(latent_dim, self.budgets, hidden_dim, substeps=transport_substeps)
+        self.cycling = cycling
+        if cycling:
+            components = len(self.initial_amounts.scales) if self.initial_amounts is not None else 0
+            # The cold start: a learned state per node from its static features alone.
+            self.background = MLP(node_static.shape[1], latent_dim, hidden_dim)
+            self.analysis = GatedAnalysis(latent_dim, hidden_dim, analysis_layers, components=components)
 
     def _forcing(self, window_start: torch.Tensor) -> torch.Tensor:
         return window_forcing(self.mesh.lat, self.mesh.lon, window_start, self.window_seconds)
 
-    @with_kernel_backend
-    def encode(self, inputs: dict[str, ObsSet], init_time: torch.Tensor) -> ModelState:
-        """State at ``init_time`` from the observations of the window before it."""
-        start = init_time - self.window_seconds
-        static = self.node_static.unsqueeze(0).expand(len(init_time), -1, -1)
+    def _encode_observations(self, inputs: dict[str, ObsSet], start: torch.Tensor) -> torch.Tensor:
+        """(B, N, F) encoding of observations from ``start`` (B,) on (times relative to the window's end)."""
+        static = self.node_static.unsqueeze(0).expand(len(start), -1, -1)
         point_static = {name: self.point_static(o.lat, o.lon) for name, o in inputs.items()}
-        h = self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
+        return self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
+
+    def _for_members(self, t: torch.Tensor | None) -> torch.Tensor | None:
+        """Member-major copies: rows m * B .. (m + 1) * B - 1 are member m."""
+        return t.repeat(self.members, 1, 1) if t is not None and self.members > 1 else t
+
+    @with_kernel_backend
+    def encode(self, inputs: dict[str, ObsSet], init_time: torch.Tensor, input_windows: int = 1) -> ModelState:
+        """State at ``init_time`` from the observations of the ``input_windows`` windows before
+        it (``inputs``' times in windows relative to ``init_time``, in [-n, 0)). A cycling
+        model runs its cycle from a cold start through those windows."""
+        if self.cycling:
+            windows = split_windows(inputs, input_windows)
+            state = self.cold_state(len(init_time), init_time.device)
+            first = init_time - len(windows) * self.window_seconds
+            return self.cycle(state, windows, first)[0]
+        h = self._encode_observations(inputs, init_time - self.window_seconds)
         amounts = self.initial_amounts(h, self.mesh.areas) if self.initial_amounts is not None else None
-        if self.members > 1:  # member-major: rows m * B .. (m + 1) * B - 1 are member m
-            h = h.repeat(self.members, 1, 1)
-            amounts = amounts.repeat(self.members, 1, 1) if amounts is not None else None
+        return ModelState(self._for_members(h), self._for_members(amounts))
+
+    def cold_state(self, batch: int, device=None) -> ModelState:
+        """A cycling model's learned background with nothing assimilated yet, for ``batch`` samples."""
+        if not self.cycling:
+            raise RuntimeError("cold_state: this forecaster is not a cycling model (cycling=False)")
+        h = self.background(self.node_static).unsqueeze(0).expand(batch, -1, -1)
+        amounts = self.initial_amounts(h, self.mesh.areas) if self.initial_amounts is not None else None
+        return ModelState(self._for_members(h), self._for_members(amounts))
+
+    @with_kernel_backend
+    def assimilate(self, background: ModelState, inputs: dict[str, ObsSet], window_start: torch.Tensor) -> ModelState:
+        """The analysis at the end of the window beginning at ``window_start`` (B,): the
+        ``background`` (the forecast through that window) updated with its observations
+        (``inputs``, times relative to the window's end, in [-1, 0))."""
+        observed = self._for_members(self._encode_observations(inputs, window_start))
+        h, _ = self.analysis(background.h, observed, self.mesh)
+        amounts = background.amounts
+        if amounts is not None:
+            amounts = self.analysis.blend_amounts(h, amounts, self.initial_amounts(h, self.mesh.areas))
         return ModelState(h, amounts)
+
+    def cycle(self, state: ModelState, windows: list[dict[str, ObsSet]], first_start: torch.Tensor,
+              targets: list[dict[str, ObsSet]] | None = None
+              ) -> tuple[ModelState, list[dict[str, torch.Tensor]], list[ModelState]]:
+        """Run the cycle through consecutive ``windows`` (oldest first) from ``state``, valid
+        at ``first_start`` (B,): for each window, forecast through it (:meth:`step`), then
+        assimilate its observations. With ``targets`` (one per window), each background is
+        also decoded at them before it sees them: the background departures a cycle
+        trains on. Returns (the last analysis, those predictions, every analysis)."""
+        preds, analyses = [], []
+        for k, obs in enumerate(windows):
+            start = first_start + k * self.window_seconds
+            background = self.step(state, start)
+            if targets is not None:
+                preds.append(self.decode(background, targets[k], start))
+            state = self.assimilate(background, obs, start)
+            analyses.append(state)
+        return state, preds, analyses
 
     @with_kernel_backend
     def step(self, state: ModelState, window_start: torch.Tensor) -> ModelState:
@@ -402,10 +485,13 @@ class GraphDOPForecaster(nn.Module):
         return budget_totals(state.amounts, self.transport.budget_slices())
 
     @with_kernel_backend
-    def forward(self, inputs: dict[str, ObsSet], init_time: torch.Tensor,
-                targets: list[dict[str, ObsSet]]) -> list[dict[str, torch.Tensor]]:
-        """Predict the normalised values of ``targets[k]`` (window k+1 after init)."""
-        state = self.encode(inputs, init_time)
+    def forward(self, inputs: dict[str, ObsSet] | None, init_time: torch.Tensor,
+                targets: list[dict[str, ObsSet]], start: ModelState | None = None,
+                input_windows: int = 1) -> list[dict[str, torch.Tensor]]:
+        """Predict the normalised values of ``targets[k]`` (window k+1 after init), from the
+        state encoded from ``inputs`` (``input_windows`` windows) or, if given, from
+        ``start`` (a cycled analysis)."""
+        state = start if start is not None else self.encode(inputs, init_time, input_windows)
         out = []
         for k, tgt in enumerate(targets):
             start = init_time + k * self.window_seconds

@@ -278,13 +278,17 @@ def test_score_forecast_layout_and_input_checks(tmp_path):
     regions = standard_regions(names=["global", "tropics"])
     res = evaluation.score_forecast(fc, truth, regions)
     assert res["t2m"].dims == ("metric", "region", "lead_time")
-    assert set(res.metric.values) == {"mse", "rmse", "bias", "mae"}
+    assert set(res.metric.values) == {"mse", "rmse", "bias", "mae", "variance_ratio"}
     np.testing.assert_allclose(res["t2m"].sel(metric="bias").values, 0.1, rtol=1e-9)
+    # A shifted field is as varied as the truth; one damped by half has a quarter of its variance.
+    np.testing.assert_allclose(res["t2m"].sel(metric="variance_ratio").values, 1.0, rtol=1e-9)
+    damped = evaluation.score_forecast(0.5 * truth, truth, regions)["t2m"].sel(metric="variance_ratio")
+    np.testing.assert_allclose(damped.values, 0.25, rtol=1e-9)
     paths = evaluation.write_results({"model": res}, tmp_path)
     back = xr.open_dataset(paths["model"])
     assert back["t2m"].dims == ("metric", "region", "lead_time")
     csv = pd.read_csv(paths["csv"])
-    assert list(csv.columns) == evaluation.TABLE_COLUMNS and len(csv) == 4 * 2 * 2
+    assert list(csv.columns) == evaluation.TABLE_COLUMNS and len(csv) == 5 * 2 * 2
     truth_ds = truth.isel(prediction_timedelta=0, drop=True)
     with pytest.raises(ValueError, match="other.zarr: 35 latitude values, truth.zarr has 36"):
         evaluation.on_truth_grid(fc.isel(latitude=slice(1, None)), truth_ds, "other.zarr", "truth.zarr")

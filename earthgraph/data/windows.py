@@ -90,17 +90,29 @@ def resolve_dropout(store: ObservationStore, dropout: dict[str, float] | str | N
 
 
 class WindowDataset(Dataset):
-    """Samples anchored at ``init_times`` (int seconds since 1970)."""
+    """Samples anchored at ``init_times`` (int seconds since 1970).
+
+    ``cycle_windows`` > 0 (training a cycling model): instead of the packed input
+    windows, each sample carries that many consecutive windows before ``t0``, oldest
+    first, each twice: as the analysis's inputs (``cycle_inputs``: dropout applied,
+    times relative to the window's end, in [-1, 0)) and as the targets of the
+    forecast made before they are assimilated (``cycle_targets``: capped like the
+    other targets, times in [0, 1)).
+    """
 
     def __init__(self, store: ObservationStore, init_times: np.ndarray, schema: dict,
                  window_hours: float = 12.0, rollout: int = 1, dropout: dict[str, float] | None = None,
-                 max_targets_per_type: int | None = None, input_windows: int = 1, seed: int = 0):
+                 max_targets_per_type: int | None = None, input_windows: int = 1, seed: int = 0,
+                 cycle_windows: int = 0):
         if len(init_times) == 0:
             raise ValueError(f"WindowDataset over {store.path}: no initialisation times (empty period)")
         if input_windows < 1:
             raise ValueError(f"WindowDataset: input_windows must be >= 1, got {input_windows}")
         if rollout < 1:
             raise ValueError(f"WindowDataset: rollout must be >= 1, got {rollout}")
+        if cycle_windows < 0:
+            raise ValueError(f"WindowDataset: cycle_windows must be >= 0, got {cycle_windows}")
+        self.cycle_windows = cycle_windows
         self.store = store
         self.init_times = np.asarray(init_times, dtype=np.int64)
         self.schema = schema
@@ -137,17 +149,27 @@ class WindowDataset(Dataset):
         t0 = int(t0)
         return self._window(t0 - self.input_windows * self.window, None, {}, None, self.input_windows, t0)
 
+    def analysis_window(self, start: int) -> dict[str, ObsSet]:
+        """Every observation of the window from ``start`` on, as an analysis takes them:
+        times relative to the window's end, in [-1, 0)."""
+        start = int(start)
+        return self._window(start, None, {}, None, 1, start + self.window)
+
     def __getitem__(self, i: int) -> dict:
         t0 = int(self.init_times[i])
         # Input dropout and target subsampling: a fresh, reproducible draw per (seed, epoch, sample).
         random = bool(self.dropout) or self.max_targets is not None
         rng = np.random.default_rng([self.seed, self.epoch, i]) if random else None
-        return {
-            "init_time": t0,
-            "inputs": self._window(t0 - self.input_windows * self.window, rng, self.dropout, None,
-                                   self.input_windows, t0),
-            "targets": [self._window(t0 + k * self.window, rng, {}, self.max_targets) for k in range(self.rollout)],
-        }
+        item = {"init_time": t0, "input_windows": self.input_windows}
+        if self.cycle_windows:
+            starts = [t0 - (self.cycle_windows - k) * self.window for k in range(self.cycle_windows)]
+            item["cycle_inputs"] = [self._window(s, rng, self.dropout, None, 1, s + self.window) for s in starts]
+            item["cycle_targets"] = [self._window(s, rng, {}, self.max_targets) for s in starts]
+        else:
+            item["inputs"] = self._window(t0 - self.input_windows * self.window, rng, self.dropout, None,
+                                          self.input_windows, t0)
+        item["targets"] = [self._window(t0 + k * self.window, rng, {}, self.max_targets) for k in range(self.rollout)]
+        return item
 
 
 def collate_windows(items: list[dict]) -> dict:
@@ -164,11 +186,17 @@ def collate_windows(items: list[dict]) -> dict:
         return out
 
     rollout = len(items[0]["targets"])
-    return {
+    batch = {
         "init_time": torch.tensor([it["init_time"] for it in items], dtype=torch.float64),
-        "inputs": pack([it["inputs"] for it in items]),
+        "input_windows": items[0].get("input_windows", 1),
         "targets": [pack([it["targets"][k] for it in items]) for k in range(rollout)],
     }
+    if "inputs" in items[0]:
+        batch["inputs"] = pack([it["inputs"] for it in items])
+    for key in ("cycle_inputs", "cycle_targets"):
+        if key in items[0]:
+            batch[key] = [pack([it[key][k] for it in items]) for k in range(len(items[0][key]))]
+    return batch
 
 
 def init_times_between(start: np.datetime64, end: np.datetime64, window_hours: float, rollout: int,

@@ -55,25 +55,25 @@ def crps_pointwise(forecast: xr.DataArray, truth: xr.DataArray, member_dim: str)
 
 
 def crps(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, member_dim: str,
-         skipna: bool = False) -> xr.DataArray:
-    """Fair CRPS, area-weighted, averaged over initialisation times."""
-    return time_mean(spatial_average(crps_pointwise(forecast, truth, member_dim), weights, skipna), skipna)
+         skipna: bool = False, scored: xr.DataArray | None = None) -> xr.DataArray:
+    """Fair CRPS, area-weighted, averaged over initialisation times (the verified ones, given ``scored``)."""
+    return time_mean(spatial_average(crps_pointwise(forecast, truth, member_dim), weights, skipna), skipna, scored)
 
 
 def ensemble_mean_rmse(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, member_dim: str,
-                       skipna: bool = False) -> xr.DataArray:
+                       skipna: bool = False, scored: xr.DataArray | None = None) -> xr.DataArray:
     """RMSE of the ensemble mean (the ensemble's skill)."""
-    return rmse(forecast.mean(member_dim, skipna=False), truth, weights, skipna)
+    return rmse(forecast.mean(member_dim, skipna=False), truth, weights, skipna, scored)
 
 
 def ensemble_spread(forecast: xr.DataArray, weights: xr.DataArray, member_dim: str,
-                    skipna: bool = False) -> xr.DataArray:
+                    skipna: bool = False, scored: xr.DataArray | None = None) -> xr.DataArray:
     """Ensemble standard deviation: ``sqrt(mean_t <var_m(x)>)``, variance with ddof 1."""
     members = forecast.sizes[member_dim]
     if members < 2:
         var = xr.zeros_like(forecast.isel({member_dim: 0}, drop=True)).where(forecast.notnull().all(member_dim))
     else:
         var = forecast.var(member_dim, ddof=1, skipna=False)
-    return np.sqrt(time_mean(spatial_average(var, weights, skipna), skipna))
+    return np.sqrt(time_mean(spatial_average(var, weights, skipna), skipna, scored))
 
 

@@ -88,19 +88,19 @@ def scored_variables(forecast: xr.Dataset, truth: xr.Dataset, source: str, truth
     return both
 
 
-def _deterministic(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, clim: xr.DataArray | None
-                   ) -> dict[str, xr.DataArray]:
-    out = {name: fn(f, o, w) for name, fn in metrics.DETERMINISTIC.items()}
+def _deterministic(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, clim: xr.DataArray | None,
+                   scored: xr.DataArray | None) -> dict[str, xr.DataArray]:
+    out = {name: fn(f, o, w, scored=scored) for name, fn in metrics.DETERMINISTIC.items()}
     if clim is not None:
-        out["acc"] = metrics.acc(f, o, clim, w)
+        out["acc"] = metrics.acc(f, o, clim, w, scored=scored)
     return out
 
 
-def _ensemble(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, member: str,
-              skill: xr.DataArray) -> dict[str, xr.DataArray]:
+def _ensemble(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, member: str, skill: xr.DataArray,
+              scored: xr.DataArray | None) -> dict[str, xr.DataArray]:
     """``skill``: the ensemble mean's RMSE, already scored as the deterministic rmse."""
-    spread = ensemble.ensemble_spread(f, w, member)
-    return {"crps": ensemble.crps(f, o, w, member), "ensemble_mean_rmse": skill,
+    spread = ensemble.ensemble_spread(f, w, member, scored=scored)
+    return {"crps": ensemble.crps(f, o, w, member, scored=scored), "ensemble_mean_rmse": skill,
             "spread": spread, "spread_skill_ratio": spread / skill}
 
 
@@ -129,30 +129,6 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
                    skip_missing_truth: bool = True, scored: xr.DataArray | None = None) -> xr.Dataset:
     """WB2 scores of one forecast against the truth aligned to it (same layout).
 
-    scored: optional (time, prediction_timedelta) bool, the (initialisation, lead)
-    pairs verified (:func:`~earthgraph.scoring.baselines.verification_pairs`); each
-    lead's time mean is then over its own verified initialisations. Without it every
-    pair is scored. See :func:`score_pairs` for the rest.
-    """
-    if scored is None:
-        return score_pairs(forecast, truth, regions, climatology, variables, skip_missing_truth)
-    per_lead = []
-    for lead in forecast.prediction_timedelta.values:
-        times = scored.sel(prediction_timedelta=lead).values
-        if not times.any():
-            raise ValueError(f"no initialisation is verified at lead {lead / np.timedelta64(1, 'h'):g} h")
-        pick = lambda ds: ds.sel(prediction_timedelta=[lead]).isel(time=times)  # noqa: E731
-        per_lead.append(score_pairs(pick(forecast), pick(truth), regions,
-                                    pick(climatology) if climatology is not None else None, variables,
-                                    skip_missing_truth))
-    return xr.concat(per_lead, dim="lead_time", coords="minimal", data_vars="all")
-
-
-def score_pairs(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region],
-                climatology: xr.Dataset | None = None, variables: list[str] | None = None,
-                skip_missing_truth: bool = True) -> xr.Dataset:
-    """WB2 scores of one forecast against the truth aligned to it (same layout).
-
     Deterministic metrics (mse, rmse, bias, mae, and acc given a climatology in
     the same layout) score the ensemble mean of an ensemble, which also gets
     crps, ensemble_mean_rmse, spread and spread_skill_ratio. A wind-vector
@@ -162,6 +138,11 @@ def score_pairs(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Regi
     out; a NaN *forecast* where the truth exists still makes the score NaN, so a
     forecast that blew up never looks good. False: WB2's default, any NaN in a
     region makes its score NaN.
+
+    scored: optional (time, prediction_timedelta) bool, the (initialisation, lead)
+    pairs verified (:func:`~earthgraph.scoring.baselines.verification_pairs`); each
+    lead's time mean is then over its own verified initialisations. Without it every
+    pair is scored.
 
     Returns a dataset with, per variable, dims (metric, region, lead_time[, level]).
     """
@@ -175,9 +156,9 @@ def score_pairs(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Regi
         valid = o.notnull() if skip_missing_truth else None
 
         def score(w, f=f, f_det=f_det, o=o, clim=clim):
-            result = _deterministic(f_det, o, w, clim)
+            result = _deterministic(f_det, o, w, clim, scored)
             if member:
-                result.update(_ensemble(f, o, w, member, result["rmse"]))
+                result.update(_ensemble(f, o, w, member, result["rmse"], scored))
             return result
 
         out[var] = _per_region(regions, o, valid, score)
@@ -191,7 +172,7 @@ def score_pairs(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Regi
             valid = (tu.notnull() & tv.notnull()) if skip_missing_truth else None
 
             def wind(w, fu=fu, fv=fv, tu=tu, tv=tv):
-                m = metrics.wind_vector_mse(fu, fv, tu, tv, w)
+                m = metrics.wind_vector_mse(fu, fv, tu, tv, w, scored=scored)
                 return {"mse": m, "rmse": np.sqrt(m)}
 
             out[name] = _per_region(regions, tu, valid, wind)

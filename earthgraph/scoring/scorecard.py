@@ -34,6 +34,15 @@ def format_scorecard(table: pd.DataFrame, metric: str = "rmse", reference: str =
         return piv.to_string()
 
 
+def format_metric(table: pd.DataFrame, metric: str, region: str = "global") -> str:
+    """``metric`` of each forecast per variable and lead in ``region``, without skills
+    (e.g. ``variance_ratio``, whose ideal is 1, not 0)."""
+    piv = single_level(table, metric, region).pivot_table(index=["sphere", "variable", "lead_hours"],
+                                                          columns="forecast", values="value")
+    with pd.option_context(*[x for kv in FORMAT.items() for x in kv]):
+        return piv.to_string()
+
+
 def beats(table: pd.DataFrame, forecast: str, reference: str, variables: list[str], metric: str = "rmse",
           region: str = "global") -> dict[str, dict[str, bool]]:
     """{variable: {lead hours: forecast's metric < reference's}} for ``variables``."""

@@ -26,7 +26,8 @@ class ThroughputMonitor(L.Callback):
             return
         seconds = max(time.perf_counter() - self._start, 1e-9)
         samples = len(batch["init_time"])
-        observations = sum(len(o) for o in batch["inputs"].values())
+        inputs = batch["cycle_inputs"] if "cycle_inputs" in batch else [batch["inputs"]]
+        observations = sum(len(o) for window in inputs for o in window.values())
         observations += sum(len(o) for window in batch["targets"] for o in window.values())
         module.log("train/samples_per_second", samples / seconds, on_step=True, on_epoch=False, batch_size=samples)
         module.log("train/observations_per_second", observations / seconds, on_step=True, on_epoch=False,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
+from earthgraph.training import threads
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.writers import ForecastWriter
@@ -14,10 +16,17 @@ from earthgraph.training.writers import ForecastWriter
 
 class EarthgraphCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--threads", type=Optional[int], default=None,
+                            help="CPU threads of the training process (default: the cores available less one per "
+                                 "DataLoader worker; see earthgraph.training.threads)")
         # The model's input/output layout is the data's: declared once, in data.
         parser.link_arguments("data.schema", "model.schema", apply_on="instantiate")
         parser.link_arguments("data.static", "model.static", apply_on="instantiate")
         parser.link_arguments("data.window_hours", "model.window_hours")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.config.get("subcommand"), self.config) if "subcommand" in self.config else self.config
+        threads.apply(int(config.get("data", {}).get("num_workers", 0) or 0), config.get("threads"))
 
     def _finish_wandb(self) -> None:
         # Close the W&B run so that an offline run is complete on disk for `wandb sync`.

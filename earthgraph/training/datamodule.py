@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from earthgraph.data.store import ObservationStore
+from earthgraph.training.threads import single_thread_worker
 from earthgraph.data.windows import (
     WindowDataset,
     collate_windows,
@@ -97,6 +98,9 @@ class ObservationDataModule(L.LightningDataModule):
     the loss at a fraction of the decoder's cost). Validation and test use all.
     ``store`` is a local path or an fsspec URL (``storage_options`` for its filesystem).
     ``predict_period`` (default: the test period) holds the initialisations ``predict`` forecasts from.
+    ``cycle_windows`` > 0 trains a cycling model (``model.cycling``): each sample carries that many
+    windows before its initialisation to cycle through (see :mod:`earthgraph.training.cycling`)
+    instead of the packed input windows.
     """
 
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
@@ -104,7 +108,8 @@ class ObservationDataModule(L.LightningDataModule):
                  batch_size: int = 4, num_workers: int = 0, stride_hours: float = 3.0,
                  dropout: dict[str, float] | str | None = None, max_targets_per_type: int | None = None,
                  input_windows: int = 1, seed: int = 0, in_memory: bool = True,
-                 storage_options: dict | None = None, predict_period: tuple[str, str] | None = None):
+                 storage_options: dict | None = None, predict_period: tuple[str, str] | None = None,
+                 cycle_windows: int = 0):
         super().__init__()
         self.save_hyperparameters()
         check_periods_disjoint({"train_period": train_period, "val_period": val_period, "test_period": test_period})
@@ -121,12 +126,13 @@ class ObservationDataModule(L.LightningDataModule):
 
     def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None,
                  targets_in_period: bool = True) -> WindowDataset:
-        times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), self.hparams.window_hours,
-                                   self.hparams.rollout, stride_hours, self.store.time_range, self.hparams.input_windows,
-                                   targets_in_period)
-        return WindowDataset(self.store, times, self.schema, self.hparams.window_hours, self.hparams.rollout,
-                             dropout=dropout, max_targets_per_type=max_targets,
-                             input_windows=self.hparams.input_windows, seed=self.hparams.seed)
+        hp = self.hparams
+        before = max(hp.input_windows, hp.cycle_windows)  # windows of data each sample needs before t0
+        times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), hp.window_hours, hp.rollout,
+                                   stride_hours, self.store.time_range, before, targets_in_period)
+        return WindowDataset(self.store, times, self.schema, hp.window_hours, hp.rollout, dropout=dropout,
+                             max_targets_per_type=max_targets, input_windows=hp.input_windows, seed=hp.seed,
+                             cycle_windows=hp.cycle_windows)
 
     def setup(self, stage: str | None = None) -> None:
         if self.hparams.in_memory:
@@ -149,7 +155,8 @@ class ObservationDataModule(L.LightningDataModule):
     def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
                           num_workers=self.hparams.num_workers, collate_fn=collate_windows,
-                          persistent_workers=self.hparams.num_workers > 0)
+                          persistent_workers=self.hparams.num_workers > 0,
+                          worker_init_fn=single_thread_worker if self.hparams.num_workers > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
         data = self._datasets["train"]

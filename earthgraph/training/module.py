@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.training.cycling import ReplayBuffer, cold_start, cycled_predictions
 from earthgraph.training.epoch_means import EpochMeans
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.rollout import parse_curriculum, rollout_windows
@@ -33,7 +34,8 @@ class ForecastModule(L.LightningModule):
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
                  max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
                  rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
-                 kernel_backend: str = "auto"):
+                 kernel_backend: str = "auto", cycling: bool = False, analysis_layers: int = 1,
+                 replay_buffer_states: int = 0, cold_start_fraction: float = 0.1):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -48,7 +50,12 @@ class ForecastModule(L.LightningModule):
                                         budgets=budgets, transport_substeps=transport_substeps, processor=processor,
                                         attention_heads=attention_heads, activation_checkpointing=activation_checkpointing,
                                         ensemble_members=ensemble_members, noise_dim=noise_dim,
-                                        kernel_backend=kernel_backend)
+                                        kernel_backend=kernel_backend, cycling=cycling,
+                                        analysis_layers=analysis_layers)
+        if not 0.0 <= cold_start_fraction <= 1.0:
+            raise ValueError(f"model.cold_start_fraction must be in [0, 1], got {cold_start_fraction}")
+        # Cycled analyses kept between training steps (see training.cycling); not checkpointed.
+        self.replay = ReplayBuffer(replay_buffer_states)
         # A type's weight in the loss: its own (type_weights) times its sphere's (sphere_weights).
         unknown = set(sphere_weights or {}) - {s["sphere"] for s in schema.values()}
         if unknown:
@@ -72,11 +79,36 @@ class ForecastModule(L.LightningModule):
         self.logger.log_hyperparams(hp)
 
     def on_train_start(self) -> None:
-        data_rollout = getattr(getattr(self.trainer, "datamodule", None), "hparams", {}).get("rollout")
-        parse_curriculum(self.curriculum, data_rollout)
+        data = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})
+        parse_curriculum(self.curriculum, data.get("rollout"))
+        if data.get("cycle_windows", 0) and not self.model.cycling:
+            raise ValueError(f"data.cycle_windows is {data['cycle_windows']} but model.cycling is false: the cycle "
+                             "windows train a cycling model's analysis; set model.cycling: true or "
+                             "data.cycle_windows: 0")
 
     def forward(self, batch: dict) -> list[dict[str, torch.Tensor]]:
-        return self.model(batch["inputs"], batch["init_time"], batch["targets"])
+        return self.model(batch.get("inputs"), batch["init_time"], batch["targets"],
+                          input_windows=batch.get("input_windows", 1))
+
+    def _predictions(self, batch: dict, stage: str) -> tuple[list[dict], list[dict]]:
+        """(predictions, their targets) of a batch: the rollout's; with cycle windows also the
+        backgrounds' of the cycle (in training: from the replay buffer or a cold start;
+        in validation and testing: a cold start, and only the rollout is scored)."""
+        if "cycle_inputs" not in batch:
+            return self(batch), batch["targets"]
+        bs = len(batch["init_time"])
+        first = batch["init_time"] - len(batch["cycle_inputs"]) * self.model.window_seconds
+        if stage == "train" and not cold_start(self.global_step, self.hparams.cold_start_fraction):
+            start, hits = self.replay.start_states(self.model, first)
+            self.log("train/replay_hits", hits / bs, batch_size=bs, on_step=False, on_epoch=True)
+        else:
+            start = self.model.cold_state(bs, first.device)
+        spin_up, spin_targets, rollout, analyses = cycled_predictions(self.model, batch, start)
+        if stage != "train":
+            return rollout, batch["targets"]
+        for k, state in enumerate(analyses):
+            self.replay.put(first + (k + 1) * self.model.window_seconds, state, self.model.members)
+        return spin_up + rollout, spin_targets + batch["targets"]
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
         if stage == "train":
@@ -84,8 +116,8 @@ class ForecastModule(L.LightningModule):
             if windows is not None:
                 batch = {**batch, "targets": batch["targets"][:windows]}
                 self.log("train/rollout_windows", float(windows), batch_size=len(batch["init_time"]))
-        preds = self(batch)
-        loss, per_type = observation_loss(preds, batch["targets"], self.type_weights)
+        preds, targets = self._predictions(batch, stage)
+        loss, per_type = observation_loss(preds, targets, self.type_weights)
         if torch.isfinite(loss):  # a skipped step must not turn the epoch means into NaN
             self._log_losses(loss, per_type, stage, len(batch["init_time"]))
         return loss
@@ -152,8 +184,13 @@ class ForecastModule(L.LightningModule):
         return self._shared_step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        """Forecasts at the batch's target observations (see ``training.writers``)."""
-        return observation_forecasts(self, batch)
+        """Forecasts at the batch's target observations (see ``training.writers``), from the
+        cycled analyses when the prediction writer has made them (a cycling model)."""
+        starts = getattr(self, "predict_start_states", None)
+        start = None
+        if starts is not None:
+            start = starts(batch["init_time"].cpu().numpy().astype("int64")).to(self.device)
+        return observation_forecasts(self, batch, start)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # The gradient norm before clipping: the first thing to look at when training misbehaves.

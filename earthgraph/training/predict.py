@@ -36,17 +36,77 @@ def grid_targets(lat_deg: np.ndarray, lon_deg: np.ndarray, batch: int, time_in_w
     )
 
 
+StartStates = Callable[[np.ndarray], ModelState]
+
+
+def stack_states(states: list[ModelState], members: int) -> ModelState:
+    """One batch from single-sample states (each ``members`` rows), member-major as the
+    forecaster keeps them: row m * B + b is member m of sample b."""
+    def stack(ts: list[torch.Tensor]) -> torch.Tensor:
+        x = torch.stack([t.view(members, *t.shape[1:]) for t in ts], dim=1)  # (M, B, N, F)
+        return x.reshape(-1, *x.shape[2:])
+
+    amounts = None if states[0].amounts is None else stack([s.amounts for s in states])
+    return ModelState(stack([s.h for s in states]), amounts)
+
+
+@torch.no_grad()
+def cycled_analyses(model: GraphDOPForecaster, dataset: WindowDataset, init_times: np.ndarray,
+                    spin_up_windows: int) -> tuple[StartStates, dict]:
+    """The cycled system's states at ``init_times`` (s since 1970): one cycle per phase of
+    the initialisations within the window, from a cold start ``spin_up_windows``
+    windows before the first (later if the store starts later), through every window
+    to the last, keeping the analyses at the initialisation times (on the CPU).
+
+    Returns (a function from initialisation times to their batched states, a summary
+    of the cycles: spin-up windows, windows run)."""
+    if not model.cycling:
+        raise ValueError("cycled_analyses: the model is not a cycling model (model.cycling is false)")
+    model.eval()
+    device = next(model.parameters()).device
+    w = int(round(model.window_seconds))
+    times = np.sort(np.asarray(init_times, np.int64))
+    earliest = int(dataset.store.time_range[0])
+    kept: dict[int, ModelState] = {}
+    spin_ups, run = [], 0
+    for phase in np.unique(times % w):
+        group = times[times % w == phase]
+        first = int(group[0]) - spin_up_windows * w
+        if first < earliest:  # as much spin-up as the store holds
+            first += -(-(earliest - first) // w) * w
+        spin_ups.append((int(group[0]) - first) // w)
+        state = model.cold_state(1, device)
+        wanted = set(group.tolist())
+        for start in range(first, int(group[-1]), w):
+            obs = {k: v.to(device) for k, v in dataset.analysis_window(start).items()}
+            t = torch.tensor([float(start)], dtype=torch.float64, device=device)
+            state = model.assimilate(model.step(state, t), obs, t)
+            run += 1
+            if start + w in wanted:
+                kept[start + w] = ModelState(state.h.cpu(), None if state.amounts is None else state.amounts.cpu())
+        if int(group[0]) == first:  # no window at all before the first initialisation
+            kept[first] = model.cold_state(1, "cpu")
+
+    def start_states(batch_times: np.ndarray) -> ModelState:
+        return stack_states([kept[int(t)] for t in batch_times], model.members)
+
+    return start_states, {"spin_up_windows": min(spin_ups), "windows_cycled": run}
+
+
 @torch.no_grad()
 def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_times: np.ndarray,
                      leads_hours: list[float], lat_deg: np.ndarray, lon_deg: np.ndarray,
                      products: tuple[Product, ...], land_sea_mask: np.ndarray | None = None,
-                     batch_size: int = 8, on_step: Callable[[ModelState], None] | None = None) -> xr.Dataset:
+                     batch_size: int = 8, on_step: Callable[[ModelState], None] | None = None,
+                     start_states: StartStates | None = None) -> xr.Dataset:
     """Forecasts of ``products`` with dims (time, prediction_timedelta, latitude, longitude).
 
     Values are in physical units, clipped to each channel's valid range, and
     NaN where the product does not exist (``mask`` land/ocean).
     ``on_step(state)``, if given, sees the encoded state and then the state after
     every window, batch by batch, e.g. to record budget totals along a long forecast.
+    ``start_states(times)``: the states to forecast from (cycled analyses, see
+    :func:`cycled_analyses`); by default each is encoded from its input windows.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -59,10 +119,14 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
     for start in range(0, len(init_times), batch_size):
         times = init_times[start:start + batch_size]
         b = len(times)
-        inputs = collate_windows([{"init_time": int(t), "inputs": dataset.input_window(int(t)), "targets": []}
-                                  for t in times])
-        init = inputs["init_time"].to(device)
-        state = model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init)
+        init = torch.tensor(times.astype(np.float64), dtype=torch.float64, device=device)
+        if start_states is not None:
+            state = start_states(times).to(device)
+        else:
+            inputs = collate_windows([{"init_time": int(t), "inputs": dataset.input_window(int(t)), "targets": []}
+                                      for t in times])
+            state = model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init,
+                                 dataset.input_windows)
         if on_step is not None:
             on_step(state)
         for k in range(1, n_windows + 1):
@@ -103,9 +167,11 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
 
 
 def observation_forecast_store(module, store: ObservationStore, init_times: np.ndarray, leads_hours: list[float],
-                               input_windows: int, path: Path, batch_size: int = 8) -> Path:
+                               input_windows: int, path: Path, batch_size: int = 8,
+                               start_states: StartStates | None = None) -> Path:
     """Forecasts at every verifying observation of the windows up to the longest lead,
-    written as a forecast store (:mod:`earthgraph.training.writers`) at ``path``."""
+    written as a forecast store (:mod:`earthgraph.training.writers`) at ``path``;
+    from ``start_states(times)`` (cycled analyses) where given."""
     from earthgraph.training.writers import observation_forecasts, write_observation_forecasts
 
     model = module.model.eval()
@@ -116,14 +182,18 @@ def observation_forecast_store(module, store: ObservationStore, init_times: np.n
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
             batch = collate_windows([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            batches.append(observation_forecasts(module, batch))
+            initial = None
+            if start_states is not None:
+                initial = start_states(dataset.init_times[start:start + batch_size]).to(
+                    next(model.parameters()).device)
+            batches.append(observation_forecasts(module, batch, initial))
     write_observation_forecasts(path, model.schema, batches, {"store": str(store.path)})
     return path
 
 
 def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init: int, truth_end: int, days: float,
                   input_windows: int, lat_deg: np.ndarray, lon_deg: np.ndarray, products: tuple[Product, ...],
-                  land_sea_mask: np.ndarray | None = None) -> dict | None:
+                  land_sea_mask: np.ndarray | None = None, spin_up_windows: int = 0) -> dict | None:
     """A forecast of ``days`` with daily products and the budget totals after every window.
 
     It starts at ``first_init`` (seconds since 1970) if the truth (ending at
@@ -146,6 +216,10 @@ def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init
         for name, total in model.budget_totals(state).items():
             totals.setdefault(name, []).append(float(total[0]))
 
+    starts, cycle = None, {"spin_up_windows": 0}
+    if model.cycling and spin_up_windows:
+        starts, cycle = cycled_analyses(model, dataset, dataset.init_times, spin_up_windows)
     fc = forecast_on_grid(model, dataset, dataset.init_times, [24.0 * d for d in range(1, days + 1)], lat_deg,
-                          lon_deg, products, land_sea_mask, 1, on_step=record)
-    return {"forecast": fc, "totals": {k: np.asarray(v) for k, v in totals.items()}, "days": days}
+                          lon_deg, products, land_sea_mask, 1, on_step=record, start_states=starts)
+    return {"forecast": fc, "totals": {k: np.asarray(v) for k, v in totals.items()}, "days": days,
+            "spin_up_windows": cycle["spin_up_windows"]}

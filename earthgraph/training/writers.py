@@ -25,11 +25,13 @@ from earthgraph.data.obs_types import DEFAULT_PRODUCTS, Channel, ObservationType
 from earthgraph.data.store import StoreWriter, observed_column
 
 
-def observation_forecasts(module, batch: dict) -> dict:
+def observation_forecasts(module, batch: dict, start=None) -> dict:
     """Forecasts at the target observations of a batch, in physical units, as numpy
-    columns per type and window: {"init_time": (B,), "windows": [{type: columns}]}."""
+    columns per type and window: {"init_time": (B,), "windows": [{type: columns}]}.
+    ``start``: the batch's initial states (cycled analyses) instead of its inputs'."""
     model = module.model
-    preds = model(batch["inputs"], batch["init_time"], batch["targets"])
+    preds = model(batch.get("inputs"), batch["init_time"], batch["targets"], start=start,
+                  input_windows=batch.get("input_windows", 1))
     init = batch["init_time"].double().cpu().numpy()
     windows = []
     for k, (pred, tgt) in enumerate(zip(preds, batch["targets"])):
@@ -91,12 +93,24 @@ class ForecastWriter(BasePredictionWriter):
 
     The grid is the store's static grid when it has one, else a regular
     ``grid_degrees`` grid; ``leads_hours`` default to every window of the rollout.
+    A cycling model forecasts from its cycled analyses: one cycle from a cold start
+    ``spin_up_days`` before the first initialisation (or when the store starts).
     """
 
     def __init__(self, out_dir: str = "outputs/predictions", leads_hours: list[float] | None = None,
-                 grid_degrees: float = 2.0):
+                 grid_degrees: float = 2.0, spin_up_days: float = 10.0):
         super().__init__(write_interval="epoch")
         self.out_dir, self.leads_hours, self.grid_degrees = Path(out_dir), leads_hours, grid_degrees
+        self.spin_up_days = spin_up_days
+
+    def on_predict_start(self, trainer, module) -> None:
+        module.predict_start_states = None
+        if module.model.cycling:
+            from earthgraph.training.predict import cycled_analyses
+
+            dataset = trainer.datamodule._datasets["predict"]
+            windows = int(round(self.spin_up_days * 86400 / module.model.window_seconds))
+            module.predict_start_states, _ = cycled_analyses(module.model, dataset, dataset.init_times, windows)
 
     def write_on_epoch_end(self, trainer, module, predictions, batch_indices) -> None:
         if not trainer.is_global_zero:
@@ -120,7 +134,8 @@ class ForecastWriter(BasePredictionWriter):
         products = tuple(p for p in DEFAULT_PRODUCTS if p.obs_type in model.schema)
         land = np.asarray(static["land_sea_mask"]) if "land_sea_mask" in static else None
         with torch.no_grad():
-            ds = forecast_on_grid(model, dataset, dataset.init_times, leads, lat, lon, products, land)
+            ds = forecast_on_grid(model, dataset, dataset.init_times, leads, lat, lon, products, land,
+                                  start_states=getattr(module, "predict_start_states", None))
         write_zarr_atomic(ds, self.out_dir / "forecast.zarr")
         summary = ", ".join(f"{k} {v}" for k, v in rows.items())
         print(f"predict: {len(dataset)} initialisations -> {self.out_dir / 'forecast.zarr'} "
