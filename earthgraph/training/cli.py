@@ -25,7 +25,7 @@ class EarthgraphCLI(LightningCLI):
         parser.link_arguments("data.window_hours", "model.window_hours")
 
     def before_instantiate_classes(self) -> None:
-        config = self.config.get(self.config.get("subcommand"), self.config) if "subcommand" in self.config else self.config
+        config = self.config[self.subcommand] if self.subcommand else self.config
         threads.apply(int(config.get("data", {}).get("num_workers", 0) or 0), config.get("threads"))
 
     def _finish_wandb(self) -> None:

@@ -83,7 +83,7 @@ def cycled_analyses(model: GraphDOPForecaster, dataset: WindowDataset, init_time
             state = model.assimilate(model.step(state, t), obs, t)
             run += 1
             if start + w in wanted:
-                kept[start + w] = ModelState(state.h.cpu(), None if state.amounts is None else state.amounts.cpu())
+                kept[start + w] = state.to("cpu")
         if int(group[0]) == first:  # no window at all before the first initialisation
             kept[first] = model.cold_state(1, "cpu")
 
