@@ -249,6 +249,38 @@ def test_backward_passes_agree_with_torch_autograd():
         torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
 
 
+def test_torch_backend_batched_rows_equal_the_strided_ops_bit_for_bit():
+    """The torch backend numbers a batch's rows as one flat table (a dim-0 index_add_, 3x
+    faster on the CPU); the sums and their gradients must be those of index_add_ and
+    index_select along dim 1, to the last bit (so seeded runs keep their numbers)."""
+    seg = random_grouping(3000, 200, seed=13)
+    half = random_half_edges(200, 700, seed=14)
+    torch.manual_seed(4)
+    values, x = torch.randn(3, 3000, 16), torch.randn(3, 200, 16)
+    flux = torch.randn(3, half.num_pairs, 16)
+
+    def run(strided: bool):
+        leaves = [t.clone().requires_grad_() for t in (values, x, flux)]
+        v, h, f = leaves
+        if strided:
+            summed = v.new_zeros((3, 200, 16)).index_add_(1, seg.index, v)
+            gathered = h.index_select(1, seg.index)
+            scattered = (f.new_zeros((3, 200, 16)).index_add_(1, half.pair_j, f)
+                         - f.new_zeros((3, 200, 16)).index_add_(1, half.pair_i, f))
+            diff = h.index_select(1, half.pair_j) - h.index_select(1, half.pair_i)
+        else:
+            with use_backend("torch"):
+                summed, gathered = segment_sum(v, seg, dim=1), gather(h, seg, dim=1)
+                scattered, diff = flux_scatter(f, half, dim=1), pair_difference(h, half, dim=1)
+        loss = sum((t * torch.linspace(-1, 1, t.shape[1]).view(1, -1, 1)).sum() ** 2
+                   for t in (summed, gathered, scattered, diff))
+        loss.backward()
+        return [summed, gathered, scattered, diff] + [t.grad for t in leaves]
+
+    for fast, reference in zip(run(strided=False), run(strided=True)):
+        assert torch.equal(fast, reference)
+
+
 # --- determinism and awkward graphs ------------------------------------------------------
 
 def test_results_are_bitwise_identical_from_run_to_run():

@@ -106,6 +106,29 @@ def test_seeded_training_is_bitwise_reproducible_on_cpu():
     assert run() == run()
 
 
+@pytest.mark.parametrize("neighbours", [True, False])
+def test_graphs_of_all_types_in_one_pass_predict_what_type_by_type_does(neighbours):
+    """batch_types (the default, faster on a CPU) joins every type's points to build the
+    observation graphs once; each type must get the graph it has alone: the same
+    predictions and gradients, to float32 round-off."""
+    def run(batch_types):
+        torch.manual_seed(3)
+        model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
+                                   encoder_neighbours=neighbours, batch_types=batch_types)
+        # A type the model does not know is ignored, as type by type.
+        inputs = {"synop": _obs(300, 1, 0), "unknown": _obs(10, 1, 0), "mw_sounder": _obs(400, 2, 1, seed=4)}
+        targets = [{"synop": _obs(50, 1, 0, seed=k), "mw_sounder": _obs(70, 2, 1, seed=k + 9)} for k in range(2)]
+        out = model(inputs, torch.tensor([1.6e9, 1.6e9 + 43200], dtype=torch.float64), targets)
+        loss, _ = observation_loss(out, targets)
+        loss.backward()
+        return [v for step in out for v in step.values()] + [p.grad for p in model.parameters()]
+
+    joined, alone = run(True), run(False)
+    assert len(joined) == len(alone)
+    for a, b in zip(joined, alone):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_bad_mesh_size_is_rejected():
     with pytest.raises(ValueError, match="nside must be a power of two"):
         GraphDOPForecaster(SCHEMA, nside=6)

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.graphs.edges import edge_features, mesh_to_points
-from earthgraph.graphs.sphere import lat_lon_to_xyz
+from earthgraph.graphs.point_sets import PointGraph, decoder_graph
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
@@ -21,28 +20,43 @@ POSITION_FEATURES = 4  # xyz and time in window
 
 
 class ObservationDecoder(nn.Module):
+    """``batch_types``: build the mesh -> point graphs of every type in one pass
+    (:mod:`earthgraph.graphs.point_sets`); False builds them type by type, the
+    reference the tests compare with. Messages stay per type either way: joined,
+    their (edges x latent) tensors outgrow the CPU's caches and run slower."""
+
     def __init__(self, type_dims: dict[str, tuple[int, int]], latent_dim: int, hidden: int,
-                 point_feature_dim: int, k: int = 4):
+                 point_feature_dim: int, k: int = 4, batch_types: bool = True):
         super().__init__()
         self.k = k
+        self.batch_types = batch_types
         self.message = EdgeMessage(latent_dim, 3)
         self.heads = nn.ModuleDict({
             name: MLP(latent_dim + POSITION_FEATURES + point_feature_dim + m, c, hidden, layers=3, layer_norm=False)
             for name, (c, m) in type_dims.items()
         })
 
-    def edges(self, t: ObsSet, mesh) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mesh -> point edges of ``t``'s points: (node, point), each (n * k,), grouped by point."""
-        return mesh_to_points(mesh.locate(t.lat, t.lon), mesh.neighbours, mesh.xyz, t.lat, t.lon, self.k)
+    def graphs(self, targets: dict[str, ObsSet], mesh) -> dict[str, PointGraph]:
+        """Each predicted type's mesh -> point graph (``k`` edges per point, grouped by
+        point), its points numbered from 0."""
+        names = [name for name, t in targets.items() if name in self.heads and len(t)]
+        groups = [names] if self.batch_types else [[name] for name in names]
+        out = {}
+        for group in filter(None, groups):
+            graph = decoder_graph({name: targets[name].lat for name in group},
+                                  {name: targets[name].lon for name in group}, mesh, self.k)
+            out.update({name: graph.part(name) for name in group})
+        return out
 
     def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh,
-                edges: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+                graphs: dict[str, PointGraph] | None = None) -> dict[str, torch.Tensor]:
         """h (B, N, F); targets: type -> ObsSet (positions, time, meta, sample);
         target_features: type -> (n, point_feature_dim) features of each point: insolation
-        and local time at its time, static fields (land-sea mask) at its place; edges: type ->
-        ``self.edges(targets[type], mesh)`` where already built. Returns type -> (n, C) normalised values."""
+        and local time at its time, static fields (land-sea mask) at its place; graphs:
+        ``self.graphs(targets, mesh)`` where already built. Returns type -> (n, C) normalised values."""
         b, n, d = h.shape
         flat = h.reshape(b * n, d)
+        graphs = self.graphs(targets, mesh) if graphs is None else graphs
         out = {}
         for name, t in targets.items():
             if name not in self.heads:
@@ -50,11 +64,9 @@ class ObservationDecoder(nn.Module):
             if len(t) == 0:
                 out[name] = h.new_zeros((0, self.heads[name][-1].out_features))
                 continue
-            node, point = edges[name] if edges and name in edges else self.edges(t, mesh)
-            xyz = lat_lon_to_xyz(t.lat, t.lon)
-            ef = edge_features(mesh.xyz[node], xyz[point], mesh.spacing)
-            msg = self.message(flat, Segments(t.sample[point] * n + node, b * n), ef)
-            z = segment_mean(msg, Segments(point, len(t), is_sorted=True))  # edges grouped by point
-            x = torch.cat([z, xyz, t.time[:, None], target_features[name], t.meta], dim=1)
+            graph = graphs[name]
+            msg = self.message(flat, Segments(t.sample[graph.point] * n + graph.node, b * n), graph.features)
+            z = segment_mean(msg, Segments(graph.point, len(t), is_sorted=True))  # edges grouped by point
+            x = torch.cat([z, graph.xyz, t.time[:, None], target_features[name], t.meta], dim=1)
             out[name] = self.heads[name](x)
         return out

@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.graphs.edges import edge_features, points_to_mesh
-from earthgraph.graphs.sphere import lat_lon_to_xyz
+from earthgraph.graphs.point_sets import PointGraph, encoder_graph
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
@@ -27,13 +26,15 @@ EDGE_FEATURES = 3
 
 class ObservationEncoder(nn.Module):
     def __init__(self, type_dims: dict[str, tuple[int, int]], latent_dim: int, node_feature_dim: int, hidden: int,
-                 point_feature_dim: int = 0, neighbours: bool = True):
+                 point_feature_dim: int = 0, neighbours: bool = True, batch_types: bool = True):
         """type_dims: name -> (channels, metadata features). ``point_feature_dim``: extra
         per-observation features given to ``forward`` (static fields at the point).
         ``neighbours``: connect each observation to its cell's neighbours too (9
-        edges), or to its own cell only."""
+        edges), or to its own cell only. ``batch_types``: build every type's graph in
+        one pass (False: type by type)."""
         super().__init__()
         self.neighbours = neighbours
+        self.batch_types = batch_types
         self.latent_dim = latent_dim
         self.point_feature_dim = point_feature_dim
         self.types = list(type_dims)
@@ -51,26 +52,34 @@ class ObservationEncoder(nn.Module):
         b, n, _ = node_features.shape
         d = self.latent_dim
         agg = node_features.new_zeros((b * n, d))
+        graphs = self.graphs({name: o for name, o in obs.items() if name in self.embed and len(o)}, mesh)
         counts = []
         for k, name in enumerate(self.types):
-            o = obs.get(name)
-            if o is None or len(o) == 0:
+            if name not in graphs:
                 counts.append(node_features.new_zeros(b * n))
                 continue
-            xyz = lat_lon_to_xyz(o.lat, o.lon)
+            o, graph = obs[name], graphs[name]
             # A missing channel (NaN) enters as zero with its flag set to zero.
             present = torch.isfinite(o.values)
             parts = [torch.where(present, o.values, 0.0), torch.where(present, o.error, 0.0), present.to(o.values.dtype),
-                     o.meta, xyz, o.time[:, None]]
+                     o.meta, graph.xyz, o.time[:, None]]
             if self.point_feature_dim:
                 parts.append(point_features[name])
             x = torch.cat(parts, dim=1)
             emb = self.embed[name](x)
-            point, node = points_to_mesh(mesh.locate(o.lat, o.lon), mesh.neighbours, self.neighbours)
-            ef = edge_features(xyz[point], mesh.xyz[node], mesh.spacing)
-            msg = self.message[name](emb, Segments(point, len(o), is_sorted=True), ef)  # edges grouped by point
-            cells = Segments(o.sample[point] * n + node, b * n)  # the (sample, node) each edge reaches
+            msg = self.message[name](emb, Segments(graph.point, len(o), is_sorted=True), graph.features)
+            cells = Segments(o.sample[graph.point] * n + graph.node, b * n)  # the (sample, node) each edge reaches
             agg = agg + self.gate[k] * segment_mean(msg, cells)
             counts.append(torch.log1p(cells.counts().to(agg.dtype)))
         x = torch.cat([agg.view(b, n, d), node_features, torch.stack(counts, dim=-1).view(b, n, -1)], dim=-1)
         return self.node(x)
+
+    def graphs(self, obs: dict[str, ObsSet], mesh) -> dict[str, PointGraph]:
+        """Each type's observation -> mesh graph, its points numbered from 0."""
+        groups = [list(obs)] if self.batch_types else [[name] for name in obs]
+        out = {}
+        for group in filter(None, groups):
+            graph = encoder_graph({name: obs[name].lat for name in group}, {name: obs[name].lon for name in group},
+                                  mesh, self.neighbours)
+            out.update({name: graph.part(name) for name in group})
+        return out
