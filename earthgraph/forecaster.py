@@ -278,9 +278,9 @@ class GraphDOPForecaster(nn.Module):
         each analysis over the mesh. False: the memoryless model, encoded from the input
         windows alone. A cycling model's :meth:`encode` is the cycle from a cold start
         through the input windows: its memoryless mode.
-    batch_types: build the per-batch observation graphs, and pass the decoder's messages,
-        for every observation type at once (False: type by type; the same numbers, slower
-        on a CPU: :mod:`earthgraph.graphs.point_sets`).
+    batch_types: build the per-batch observation graphs of every observation type in one
+        pass (False: type by type; the same numbers, slower on a CPU:
+        :mod:`earthgraph.graphs.point_sets`).
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,

@@ -8,11 +8,13 @@ surface type, metadata) to the type's normalised channels.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.graphs.point_sets import PointGraph, decoder_graph
+from earthgraph.graphs.point_sets import PointGraph, decoder_graph, graphs_per_set
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
@@ -39,14 +41,10 @@ class ObservationDecoder(nn.Module):
     def graphs(self, targets: dict[str, ObsSet], mesh) -> dict[str, PointGraph]:
         """Each predicted type's mesh -> point graph (``k`` edges per point, grouped by
         point), its points numbered from 0."""
-        names = [name for name, t in targets.items() if name in self.heads and len(t)]
-        groups = [names] if self.batch_types else [[name] for name in names]
-        out = {}
-        for group in filter(None, groups):
-            graph = decoder_graph({name: targets[name].lat for name in group},
-                                  {name: targets[name].lon for name in group}, mesh, self.k)
-            out.update({name: graph.part(name) for name in group})
-        return out
+        predicted = {name: t for name, t in targets.items() if name in self.heads and len(t)}
+        build = functools.partial(decoder_graph, mesh=mesh, k=self.k)
+        return graphs_per_set({name: t.lat for name, t in predicted.items()},
+                              {name: t.lon for name, t in predicted.items()}, build, joined=self.batch_types)
 
     def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh,
                 graphs: dict[str, PointGraph] | None = None) -> dict[str, torch.Tensor]:

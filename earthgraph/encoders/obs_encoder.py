@@ -12,11 +12,13 @@ from a window and cells without observations simply contribute zeros.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.graphs.point_sets import PointGraph, encoder_graph
+from earthgraph.graphs.point_sets import PointGraph, encoder_graph, graphs_per_set
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
@@ -76,10 +78,6 @@ class ObservationEncoder(nn.Module):
 
     def graphs(self, obs: dict[str, ObsSet], mesh) -> dict[str, PointGraph]:
         """Each type's observation -> mesh graph, its points numbered from 0."""
-        groups = [list(obs)] if self.batch_types else [[name] for name in obs]
-        out = {}
-        for group in filter(None, groups):
-            graph = encoder_graph({name: obs[name].lat for name in group}, {name: obs[name].lon for name in group},
-                                  mesh, self.neighbours)
-            out.update({name: graph.part(name) for name in group})
-        return out
+        build = functools.partial(encoder_graph, mesh=mesh, include_neighbours=self.neighbours)
+        return graphs_per_set({name: o.lat for name, o in obs.items()}, {name: o.lon for name, o in obs.items()},
+                              build, joined=self.batch_types)

@@ -16,6 +16,7 @@ and ``spacing`` (:class:`earthgraph.forecaster.MeshGraph`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,10 +44,6 @@ class PointGraph:
     point_offsets: list[int]
     edge_offsets: list[int]
 
-    @property
-    def num_points(self) -> int:
-        return self.point_offsets[-1]
-
     def part(self, name: str) -> "PointGraph":
         """The graph of one set alone, its points numbered from 0."""
         k = self.names.index(name)
@@ -54,11 +51,6 @@ class PointGraph:
         e0, e1 = self.edge_offsets[k], self.edge_offsets[k + 1]
         return PointGraph([name], self.point[e0:e1] - p0, self.node[e0:e1], self.features[e0:e1],
                           self.xyz[p0:p1], [0, p1 - p0], [0, e1 - e0])
-
-    def split_points(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(P, ...) rows of the joined points -> each set's rows."""
-        sizes = [b - a for a, b in zip(self.point_offsets, self.point_offsets[1:])]
-        return dict(zip(self.names, rows.split(sizes)))
 
 
 def _offsets(sizes: list[int]) -> list[int]:
@@ -74,27 +66,41 @@ def _edge_offsets(point: torch.Tensor, point_offsets: list[int]) -> list[int]:
     return torch.searchsorted(point, bounds).tolist()
 
 
+def _joined(lat: dict[str, torch.Tensor], lon: dict[str, torch.Tensor]):
+    """The sets' names, joined latitudes and longitudes, their unit positions, and point offsets."""
+    names = list(lat)
+    all_lat, all_lon = torch.cat([lat[n] for n in names]), torch.cat([lon[n] for n in names])
+    return names, all_lat, all_lon, lat_lon_to_xyz(all_lat, all_lon), _offsets([len(lat[n]) for n in names])
+
+
 def encoder_graph(lat: dict[str, torch.Tensor], lon: dict[str, torch.Tensor], mesh,
                   include_neighbours: bool = True) -> PointGraph:
     """Point -> mesh edges of every set at once: each point to its containing cell and,
     with ``include_neighbours``, that cell's neighbours. lat, lon: name -> (n,) radians.
     Features are of the point (sender) seen from the node (receiver)."""
-    names = list(lat)
-    all_lat, all_lon = torch.cat([lat[n] for n in names]), torch.cat([lon[n] for n in names])
-    xyz = lat_lon_to_xyz(all_lat, all_lon)
+    names, all_lat, all_lon, xyz, offsets = _joined(lat, lon)
     point, node = points_to_mesh(mesh.locate(all_lat, all_lon), mesh.neighbours, include_neighbours)
     features = edge_features(xyz[point], mesh.xyz[node], mesh.spacing)
-    offsets = _offsets([len(lat[n]) for n in names])
     return PointGraph(names, point, node, features, xyz, offsets, _edge_offsets(point, offsets))
 
 
 def decoder_graph(lat: dict[str, torch.Tensor], lon: dict[str, torch.Tensor], mesh, k: int) -> PointGraph:
     """Mesh -> point edges of every set at once: each point from its ``k`` nearest nodes.
     Features are of the node (sender) seen from the point (receiver)."""
-    names = list(lat)
-    all_lat, all_lon = torch.cat([lat[n] for n in names]), torch.cat([lon[n] for n in names])
-    xyz = lat_lon_to_xyz(all_lat, all_lon)
+    names, all_lat, all_lon, xyz, offsets = _joined(lat, lon)
     node, point = mesh_to_points(mesh.locate(all_lat, all_lon), mesh.neighbours, mesh.xyz, all_lat, all_lon, k)
     features = edge_features(mesh.xyz[node], xyz[point], mesh.spacing)
-    offsets = _offsets([len(lat[n]) for n in names])
     return PointGraph(names, point, node, features, xyz, offsets, [k * o for o in offsets])
+
+
+def graphs_per_set(lat: dict[str, torch.Tensor], lon: dict[str, torch.Tensor],
+                   build: Callable[[dict, dict], PointGraph], joined: bool = True) -> dict[str, PointGraph]:
+    """Each set's own graph, its points numbered from 0: ``build(lat, lon)`` (one of the
+    builders above, its other arguments bound) run once over all sets (``joined``) or
+    once per set, the type-by-type reference."""
+    groups = [list(lat)] if joined else [[name] for name in lat]
+    out = {}
+    for group in filter(None, groups):
+        graph = build({name: lat[name] for name in group}, {name: lon[name] for name in group})
+        out.update({name: graph.part(name) for name in group})
+    return out
