@@ -7,7 +7,8 @@ process on the same batches from the same initial weights, alternating step by s
 
 - baseline: the step as it was at 2791e59: ``model.batch_types: false`` (observation
   graphs built type by type) and the torch backend's gathers and segment-sums along
-  dim 1 of (B, rows, F) tensors (patched in from this script);
+  dim 1 of (B, rows, F) tensors (patched in from this script), and AdamW's per-tensor
+  loop (torch's CPU default; the module asks for ``foreach``);
 - candidate: the config as given (graphs of all types in one pass, the torch backend's
   rows of every batch member as one flat table).
 
@@ -136,12 +137,15 @@ def patched(module, replacements: dict) -> Iterator[None]:
 class Trainee:
     """One variant's module and optimiser, seeded identically, stepped on given batches."""
 
-    def __init__(self, dm: ObservationDataModule, model_args: dict, seed: int, clip: float, ops: dict):
+    def __init__(self, dm: ObservationDataModule, model_args: dict, seed: int, clip: float, ops: dict,
+                 foreach: bool | None):
         self.ops = ops  # replacements for earthgraph.kernels.ops functions during its steps
         torch.manual_seed(seed)
         self.module = ForecastModule(schema=dm.schema, static=dm.static, **model_args)
         hp = self.module.hparams
-        self.opt = torch.optim.AdamW(self.module.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        # foreach as ForecastModule.configure_optimizers sets it (None: torch's per-tensor CPU loop)
+        self.opt = torch.optim.AdamW(self.module.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
+                                     foreach=foreach)
         self.clip = clip
         self.clock, self.losses, self.seconds = PhaseClock(), [], []
 
@@ -178,7 +182,7 @@ def run(dm: ObservationDataModule, variants: dict[str, tuple[dict, dict]], seed:
     """Train every variant ``warmup + steps`` steps from the same seeded weights on the same
     seeded batches, alternating step by step so that the machine's load hits them alike.
     Returns the variants and the data phase (ms per batch, shared by all)."""
-    trainees = {name: Trainee(dm, args, seed, clip, ops) for name, (args, ops) in variants.items()}
+    trainees = {name: Trainee(dm, args, seed, clip, ops, foreach) for name, (args, ops, foreach) in variants.items()}
     loader = dm._loader("train", torch.utils.data.RandomSampler(dm._datasets["train"],
                                                                 generator=torch.Generator().manual_seed(seed)))
     batches, data_seconds = iter(loader), 0.0
@@ -207,8 +211,8 @@ def main(argv=None) -> dict:
     n_threads = threads.apply(dm.hparams.num_workers, args.threads)
     seed = int(config.get("seed_everything", 0) or 0)
     clip = float(config.get("trainer", {}).get("gradient_clip_val") or float("inf"))
-    variants = {"baseline": ({**model_args, "batch_types": False}, BASELINE_OPS),
-                "candidate": (copy.deepcopy(model_args), {})}
+    variants = {"baseline": ({**model_args, "batch_types": False}, BASELINE_OPS, None),
+                "candidate": (copy.deepcopy(model_args), {}, True)}
     trainees, data_ms = run(dm, variants, seed, args.steps, args.warmup, clip)
     base, cand = (trainees[v].summary(data_ms) for v in ("baseline", "candidate"))
     pairs = list(zip(trainees["baseline"].losses, trainees["candidate"].losses))

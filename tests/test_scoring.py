@@ -411,3 +411,45 @@ def test_diagnostics_closed_forms():
     broken[0, 40, 0, 0] = np.nan
     s = diagnostics.stability(broken, truth)
     assert not s["finite"] and s["first_nonfinite_day"] == pytest.approx(41.0) and s["blew_up"]
+
+
+@pytest.mark.parametrize("skipna", [False, True])
+def test_all_regions_at_once_average_as_each_region_alone(skipna):
+    """The one-matrix-product route (weights with a region dim) against xarray's
+    weighted mean region by region, with NaN and inf inside and outside regions."""
+    rng = np.random.default_rng(11)
+    x = grid_field(rng.normal(280.0, 5.0, size=(3, 2, 6, 4)), times=3, leads=(0, 12))
+    x[0, 0, 0, 1] = np.nan   # in the southern band only
+    x[1, 1, 5, 2] = np.inf   # in the northern band only
+    x[2, 0, 5, 0] = -np.inf
+    x[2, 0, 5, 3] = np.inf   # both infinities in one region: NaN
+    x[2, 1, :, :] = np.nan   # a field with no data at all
+    boxes = {"global": None, "south": Box("south", latitude=(-90.0, -30.0)),
+             "north": Box("north", latitude=(30.0, 90.0)), "none": Box("none", latitude=(89.0, 90.0))}
+    weights = [metrics.region_weights(x, box) for box in boxes.values()]
+    stacked = metrics.spatial_average(x, xr.concat(weights, dim=pd.Index(list(boxes), name="region")), skipna)
+    assert stacked.dims == ("time", "prediction_timedelta", "region")
+    for name, w in zip(boxes, weights):
+        by_hand = x.where(w > 0, 0.0).weighted(w).mean(("latitude", "longitude"), skipna=skipna)
+        np.testing.assert_allclose(stacked.sel(region=name).values, by_hand.values, rtol=1e-12)
+    assert np.isnan(stacked.sel(region="none")).all()  # no point of positive weight
+
+
+def test_scores_with_a_moving_truth_mask_equal_a_fixed_mask_scored_region_by_region():
+    """A truth whose gaps move takes the region-by-region route; where they do not,
+    all regions are scored at once. Both give the same scores for the same fields."""
+    rng = np.random.default_rng(12)
+    truth = xr.Dataset({"sst": grid_field(rng.normal(size=(3, 1, 6, 4)), times=3)})
+    truth["sst"][:, :, 0, 0] = np.nan
+    fc = truth + rng.normal(0.0, 0.5, size=truth["sst"].shape)
+    regions = {n: WB2_REGIONS[n] for n in ("global", "tropics", "extra-tropics")}
+    fixed = evaluation.score_forecast(fc, truth, regions)
+    moving_truth = truth.copy(deep=True)
+    moving_truth["sst"][2, 0, 5, 3] = np.nan  # one more gap at one time only
+    moving = evaluation.score_forecast(fc.where(moving_truth.sst.notnull() | truth.sst.isnull()), moving_truth,
+                                       regions)
+    assert set(fixed["sst"].region.values) == set(regions)
+    tropics = moving["sst"].sel(region="tropics")  # the new gap lies outside the tropics
+    np.testing.assert_allclose(tropics.values, fixed["sst"].sel(region="tropics").values, rtol=1e-12)
+    assert not np.allclose(moving["sst"].sel(region="global", metric="rmse"),
+                           fixed["sst"].sel(region="global", metric="rmse"))

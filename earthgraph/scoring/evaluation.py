@@ -90,7 +90,9 @@ def scored_variables(forecast: xr.Dataset, truth: xr.Dataset, source: str, truth
 
 def _deterministic(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, clim: xr.DataArray | None,
                    scored: xr.DataArray | None) -> dict[str, xr.DataArray]:
-    out = {name: fn(f, o, w, scored=scored) for name, fn in metrics.DETERMINISTIC.items()}
+    out = {}  # rmse is the root of the mse just scored, not a second pass over the fields
+    for name, fn in metrics.DETERMINISTIC.items():
+        out[name] = np.sqrt(out["mse"]) if name == "rmse" and "mse" in out else fn(f, o, w, scored=scored)
     if clim is not None:
         out["acc"] = metrics.acc(f, o, clim, w, scored=scored)
     return out
@@ -110,18 +112,40 @@ def _labels(names, dim: str) -> pd.Index:
 
 
 def _per_region(regions: dict[str, Region], like: xr.DataArray, valid: xr.DataArray | None, score) -> xr.DataArray:
-    """``score(weights)`` -> {metric: DataArray} for each region, stacked on (region, metric).
+    """``score(weights)`` -> {metric: DataArray}, for every region, stacked on (region, metric).
 
     ``valid``: where the truth exists; other points get weight 0 (left out, whatever
-    the forecast holds there)."""
+    the forecast holds there). Where the truth exists at the same points at every
+    time (a land or sea mask), all regions are scored at once: the weights carry a
+    ``region`` dim and every spatial average is one matrix product. A truth whose
+    gaps move is scored region by region."""
+    labels = _labels(regions, "region")
+    weights = [metrics.region_weights(like, region) for region in regions.values()]
+    fixed = _fixed_mask(valid)
+    if valid is None or fixed is not None:
+        w = xr.concat(weights, dim=labels, coords="minimal")
+        per_metric = score(w if fixed is None else w * fixed)
+        return xr.concat(list(per_metric.values()), dim=_labels(per_metric, "metric"), coords="minimal")
     per_region = []
-    for region in regions.values():
-        w = metrics.region_weights(like, region)
-        if valid is not None:
-            w = w * valid
-        per_metric = score(w)
+    for w in weights:
+        per_metric = score(w * valid)
         per_region.append(xr.concat(list(per_metric.values()), dim=_labels(per_metric, "metric"), coords="minimal"))
-    return xr.concat(per_region, dim=_labels(regions, "region"), coords="minimal")
+    return xr.concat(per_region, dim=labels, coords="minimal")
+
+
+def _fixed_mask(valid: xr.DataArray | None) -> xr.DataArray | None:
+    """``valid`` over its spatial dims alone if it is the same in every field that has
+    any truth (a field with none, an unverified time, scores NaN either way), else None."""
+    if valid is None:
+        return None
+    dims = spatial_dims(valid)
+    other = [d for d in valid.dims if d not in dims]
+    fields = valid.transpose(*other, *dims).values.reshape(-1, int(np.prod([valid.sizes[d] for d in dims])))
+    fields = fields[fields.any(axis=1)]
+    if len(fields) == 0 or not (fields == fields[0]).all():
+        return None
+    return xr.DataArray(fields[0].reshape([valid.sizes[d] for d in dims]).astype(np.float64), dims=dims,
+                        coords={k: c for k, c in valid.coords.items() if c.dims and set(c.dims) <= set(dims)})
 
 
 def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region],

@@ -37,9 +37,54 @@ def region_weights(x: xr.DataArray | xr.Dataset, region: Region | None = None) -
 
 
 def spatial_average(x: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
-    """Weighted mean of ``x`` over its spatial dims (WB2's ``_spatial_average``)."""
+    """Weighted mean of ``x`` over its spatial dims (WB2's ``_spatial_average``).
+
+    ``weights`` (>= 0) may carry dims of their own, such as ``region``: the result
+    then has them too, one average per set of weights. Weights over the spatial
+    dims and such dims only (no dim shared with ``x`` but the spatial ones) are
+    averaged by one matrix product for all sets, the way scores of many regions
+    are computed; any other weights take the elementwise route."""
+    dims = spatial_dims(x)
+    own = [d for d in weights.dims if d not in dims]
+    if not any(d in x.dims for d in own):
+        return _average_by_matmul(x, weights, dims, own, skipna)
     x = x.where(weights > 0, 0.0)
-    return x.weighted(weights).mean(spatial_dims(x), skipna=skipna)
+    return x.weighted(weights).mean(dims, skipna=skipna)
+
+
+def _average_by_matmul(x: xr.DataArray, weights: xr.DataArray, dims: tuple[str, ...], own: list[str],
+                       skipna: bool) -> xr.DataArray:
+    """:func:`spatial_average` as ``(forecasts, points) @ (points, weight sets)``.
+
+    Same definition: a point of zero weight never counts, a NaN of positive weight
+    makes the average NaN unless ``skipna`` (then the weights are renormalised over
+    the valid points), and a set whose weights sum to zero averages to NaN."""
+    rest = [d for d in x.dims if d not in dims]
+    npoints = int(np.prod([x.sizes[d] for d in dims]))
+    values = x.transpose(*rest, *dims).values.reshape(-1, npoints)
+    w = weights.transpose(*own, *dims).values.reshape(-1, npoints).astype(np.float64)
+    w = np.where(w > 0, w, 0.0).T  # (points, sets)
+    inside = (w > 0).astype(np.float64)
+
+    def reaches(points: np.ndarray) -> np.ndarray:  # (forecasts, sets): any such point of positive weight
+        return points.astype(np.float64) @ inside > 0
+
+    missing = np.isnan(values)
+    # A product 0 * inf would be NaN: infinities are summed apart, and count only where weighted.
+    num = np.where(np.isfinite(values), values, 0.0) @ w
+    high, low = reaches(values == np.inf), reaches(values == -np.inf)
+    num = np.where(high & low, np.nan, np.where(high, np.inf, np.where(low, -np.inf, num)))
+    if skipna:
+        den = (~missing).astype(np.float64) @ w
+    else:
+        den = np.broadcast_to(w.sum(axis=0), num.shape)
+        num = np.where(reaches(missing), np.nan, num)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(den != 0, num / den, np.nan)
+    shape = [x.sizes[d] for d in rest] + [weights.sizes[d] for d in own]
+    coords = {k: c for k, c in x.coords.items() if set(c.dims) <= set(rest)}
+    coords.update({k: c for k, c in weights.coords.items() if c.dims and set(c.dims) <= set(own)})
+    return xr.DataArray(mean.reshape(shape), dims=rest + own, coords=coords)
 
 
 def time_mean(x: xr.DataArray, skipna: bool = False, scored: xr.DataArray | None = None) -> xr.DataArray:
@@ -105,9 +150,21 @@ def wind_vector_rmse(u_forecast: xr.DataArray, v_forecast: xr.DataArray, u_truth
     return np.sqrt(wind_vector_mse(u_forecast, v_forecast, u_truth, v_truth, weights, skipna, scored))
 
 
+VARIANCE_ROUND_OFF = 1e-10
+"""Relative size, to the mean square of the shifted field, below which a one-pass variance is zero."""
+
+
 def spatial_variance(x: xr.DataArray, weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
-    """Weighted variance of ``x`` over its spatial dims, per forecast."""
-    return spatial_average((x - spatial_average(x, weights, skipna)) ** 2, weights, skipna)
+    """Weighted variance of ``x`` over its spatial dims, per forecast: ``<y^2> - <y>^2``
+    with ``y = x - s``, shifted by the plain mean ``s`` of each field so that the
+    difference does not cancel (a field of 280 K varying by 5 K keeps 12 digits);
+    one pass, so weights with a ``region`` dim never meet a field broadcast over it."""
+    y = x - x.mean(spatial_dims(x), skipna=True)
+    mean_square = spatial_average(y ** 2, weights, skipna)
+    var = mean_square - spatial_average(y, weights, skipna) ** 2
+    # Below this the difference is round-off (a region constant at a value away from the
+    # field's mean): zero, as the two-pass variance gives, so 0/0 ratios stay NaN.
+    return var.where(var > VARIANCE_ROUND_OFF * mean_square, 0.0)
 
 
 def variance_ratio(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, skipna: bool = False,

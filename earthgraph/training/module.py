@@ -199,7 +199,10 @@ class ForecastModule(L.LightningModule):
             self.log("train/grad_norm", torch.stack(norms).norm(), on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        # foreach: one multi-tensor update of all ~400 parameter tensors, bit-identical to
+        # the per-tensor loop torch picks on the CPU and 1.6x faster there (fused: 4x, last bits differ)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                                foreach=True)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.hparams.warmup_steps, total // 2)
         floor = self.hparams.min_lr_ratio
