@@ -281,6 +281,10 @@ class GraphDOPForecaster(nn.Module):
     batch_types: build the per-batch observation graphs of every observation type in one
         pass (False: type by type; the same numbers, slower on a CPU:
         :mod:`earthgraph.graphs.point_sets`).
+    state_norm: LayerNorm the latent state after every window's step. The processor's
+        residual updates otherwise add up over a long free run (the year-long forecast's
+        latents grow until the decoded fields sit at their clipping bounds); normed, every
+        window's state has the scale the decoder was trained on.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -290,7 +294,8 @@ class GraphDOPForecaster(nn.Module):
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
                  ensemble_members: int = 1, noise_dim: int = 8, kernel_backend: str = "auto",
-                 cycling: bool = False, analysis_layers: int = 1, batch_types: bool = True):
+                 cycling: bool = False, analysis_layers: int = 1, batch_types: bool = True,
+                 state_norm: bool = False):
         super().__init__()
         self.kernel_backend = check_backend(kernel_backend)
         if ensemble_members < 1:
@@ -327,6 +332,7 @@ class GraphDOPForecaster(nn.Module):
         self.decoder_k = decoder_k
         # Ensemble: members differ by Gaussian noise injected into the latents at every window.
         self.noise = nn.Linear(noise_dim, latent_dim) if ensemble_members > 1 else None
+        self.state_norm = nn.LayerNorm(latent_dim) if state_norm else None
         self.budgets = parse_budgets(budgets, schema)
         self.transport = self.initial_amounts = None
         # (type, channel index) -> component column, for channels a budget observes.
@@ -429,6 +435,8 @@ class GraphDOPForecaster(nn.Module):
         if self.noise is not None:
             h = h + self.noise(torch.randn(*h.shape[:2], self.noise_dim, device=h.device, dtype=h.dtype))
         h = self.processor(h, self._forcing(window_start.repeat(self.members)), self.mesh)
+        if self.state_norm is not None:
+            h = self.state_norm(h)
         if self.transport is None:
             return ModelState(h, None)
         h, amounts = self.transport(h, state.amounts, self.mesh)

@@ -256,3 +256,24 @@ def test_an_ensemble_gives_distinct_members_trains_on_crps_and_is_reproducible(t
     assert model.noise.weight.grad.abs().sum() > 0, "the CRPS trains the noise injection"
     _, again, _ = run(0)
     torch.testing.assert_close(again[1]["mw_sounder"], out[1]["mw_sounder"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("state_norm", [False, True])
+def test_a_state_normed_free_run_keeps_its_latents_at_the_scale_of_the_first_windows(state_norm):
+    """The year-long forecast's failure, in small: without the norm the residual updates pile up
+    over a free run; with it, the latents after 20 windows are as large as after 2."""
+    torch.manual_seed(0)
+    model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
+                               state_norm=state_norm)
+    start = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
+    with torch.no_grad():
+        state = model.encode({"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}, start)
+        sizes = []
+        for k in range(20):
+            state = model.step(state, start + k * model.window_seconds)
+            sizes.append(float(state.h.pow(2).mean().sqrt()))
+    growth = sizes[-1] / sizes[1]
+    if state_norm:
+        assert growth == pytest.approx(1.0, rel=1e-3)
+    else:
+        assert growth > 3.0  # the negative control: the unnormed latents do grow

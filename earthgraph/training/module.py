@@ -35,7 +35,8 @@ class ForecastModule(L.LightningModule):
                  max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
                  rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
                  kernel_backend: str = "auto", cycling: bool = False, analysis_layers: int = 1,
-                 replay_buffer_states: int = 0, cold_start_fraction: float = 0.1, batch_types: bool = True):
+                 replay_buffer_states: int = 0, cold_start_fraction: float = 0.1, batch_types: bool = True,
+                 state_norm: bool = False):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -51,7 +52,8 @@ class ForecastModule(L.LightningModule):
                                         attention_heads=attention_heads, activation_checkpointing=activation_checkpointing,
                                         ensemble_members=ensemble_members, noise_dim=noise_dim,
                                         kernel_backend=kernel_backend, cycling=cycling,
-                                        analysis_layers=analysis_layers, batch_types=batch_types)
+                                        analysis_layers=analysis_layers, batch_types=batch_types,
+                                        state_norm=state_norm)
         if not 0.0 <= cold_start_fraction <= 1.0:
             raise ValueError(f"model.cold_start_fraction must be in [0, 1], got {cold_start_fraction}")
         # Cycled analyses kept between training steps (see training.cycling); not checkpointed.
