@@ -177,7 +177,7 @@ class Trainee:
         return {"ms_per_step": step_ms, "phases_ms": ms}
 
 
-def run(dm: ObservationDataModule, variants: dict[str, tuple[dict, dict]], seed: int, steps: int, warmup: int,
+def run(dm: ObservationDataModule, variants: dict[str, tuple[dict, dict, bool | None]], seed: int, steps: int, warmup: int,
         clip: float) -> tuple[dict[str, Trainee], float]:
     """Train every variant ``warmup + steps`` steps from the same seeded weights on the same
     seeded batches, alternating step by step so that the machine's load hits them alike.

@@ -13,8 +13,8 @@ describing the grouping:
 
 On the ``torch`` backend they are plain differentiable torch code (``index_add_``,
 ``index_select`` on the rows of every batch member numbered as one table), exactly the
-model's arithmetic before the kernels existed. On the others they are ``torch.library`` custom ops (``earthgraph::...``) with fake
-implementations, so ``torch.compile`` traces through them, and autograd formulas
+model's arithmetic before the kernels existed. On the others they are ``torch.library``
+custom ops (``earthgraph::...``) with fake implementations, so ``torch.compile`` traces through them, and autograd formulas
 built from the same ops, so backward passes are deterministic too: the gradient of a
 segment-sum is a gather, and the gradient of a gather a segment-sum in CSR order.
 """

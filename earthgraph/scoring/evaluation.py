@@ -111,8 +111,16 @@ def _labels(names, dim: str) -> pd.Index:
     return pd.Index(list(names), dtype=object, name=dim)
 
 
-def _per_region(regions: dict[str, Region], like: xr.DataArray, valid: xr.DataArray | None, score) -> xr.DataArray:
+def _region_weights(regions: dict[str, Region], like: xr.Dataset) -> list[xr.DataArray]:
+    """Each region's weights over the spatial dims of ``like`` (the truth: every variable
+    is on its grid), computed once for all the variables scored."""
+    return [metrics.region_weights(like, region) for region in regions.values()]
+
+
+def _per_region(regions: dict[str, Region], weights: list[xr.DataArray], valid: xr.DataArray | None,
+                score) -> xr.DataArray:
     """``score(weights)`` -> {metric: DataArray}, for every region, stacked on (region, metric).
+    ``weights``: the regions' own (:func:`_region_weights`), in the order of ``regions``.
 
     ``valid``: where the truth exists; other points get weight 0 (left out, whatever
     the forecast holds there). Where the truth exists at the same points at every
@@ -120,7 +128,6 @@ def _per_region(regions: dict[str, Region], like: xr.DataArray, valid: xr.DataAr
     ``region`` dim and every spatial average is one matrix product. A truth whose
     gaps move is scored region by region."""
     labels = _labels(regions, "region")
-    weights = [metrics.region_weights(like, region) for region in regions.values()]
     fixed = _fixed_mask(valid)
     if valid is None or fixed is not None:
         w = xr.concat(weights, dim=labels, coords="minimal")
@@ -172,6 +179,7 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
     """
     member = ensemble.ensemble_dim(forecast)
     names = variables or list(forecast.data_vars)
+    weights = _region_weights(regions, truth)  # the same grid for every variable
     out = {}
     for var in names:
         f, o = forecast[var].astype(np.float64).load(), truth[var].astype(np.float64).load()
@@ -185,7 +193,7 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
                 result.update(_ensemble(f, o, w, member, result["rmse"], scored))
             return result
 
-        out[var] = _per_region(regions, o, valid, score)
+        out[var] = _per_region(regions, weights, valid, score)
         out[var].attrs = {k: truth[var].attrs[k] for k in ("units", "sphere") if k in truth[var].attrs}
     for u, v, name in WIND_VECTORS:
         if u in names and v in names:
@@ -199,7 +207,7 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
                 m = metrics.wind_vector_mse(fu, fv, tu, tv, w, scored=scored)
                 return {"mse": m, "rmse": np.sqrt(m)}
 
-            out[name] = _per_region(regions, tu, valid, wind)
+            out[name] = _per_region(regions, weights, valid, wind)
             out[name].attrs = {"units": truth[u].attrs.get("units", ""), "sphere": truth[u].attrs.get("sphere", "")}
     ds = xr.Dataset(out).rename(prediction_timedelta="lead_time")
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
