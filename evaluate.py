@@ -228,9 +228,12 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     store = ObservationStore(store_path).load()
     leads = args.leads or [12.0, 24.0, 48.0]
     input_windows = int(hp.get("input_windows", 1))
+    history = hp.get("history_windows") or None  # longer input histories of chosen types
     window_h = module.hparams.window_hours
-    init_times = verified_inits(period, leads, args, truth, store, input_windows * window_h)
-    dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows)
+    before = max([input_windows, *(history or {}).values()])
+    init_times = verified_inits(period, leads, args, truth, store, before * window_h)
+    dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows,
+                            history_windows=history)
     products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
     land = truth["land_sea_mask"].values if "land_sea_mask" in truth else None
     lat, lon = truth.latitude.values, truth.longitude.values
@@ -253,12 +256,13 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
 
     if not args.no_obs_space and not args.forecast_obs:
         context["forecast_obs"] = observation_forecast_store(module, store, init_times, leads, input_windows,
-                                                             out / "forecast_obs.zarr", args.batch_size, starts)
+                                                             out / "forecast_obs.zarr", args.batch_size, starts,
+                                                             history)
         clock.lap("observation_forecasts")
     if args.diagnostic_days > 0:
         t_end = int((truth.time.values[-1] - np.datetime64(0, "s")) // np.timedelta64(1, "s"))
         context["long"] = long_forecast(model, store, int(init_times[0]), t_end, args.diagnostic_days, input_windows,
-                                        lat, lon, products, land, spin_up_windows)
+                                        lat, lon, products, land, spin_up_windows, history)
         clock.lap("long_forecast")
     return fc, context
 

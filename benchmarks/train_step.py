@@ -155,7 +155,8 @@ class Trainee:
         with instrumented(module, clock), patched(kernel_ops, self.ops):
             preds = module(batch)
             with clock.phase("loss"):
-                loss, _ = observation_loss(preds, batch["targets"], module.type_weights)
+                loss, _ = observation_loss(preds, batch["targets"], module.type_weights,
+                                           module.hparams.error_floor)
             with clock.phase("backward"):
                 loss.backward()
             with clock.phase("optimiser"):

@@ -285,6 +285,11 @@ class GraphDOPForecaster(nn.Module):
         residual updates otherwise add up over a long free run (the year-long forecast's
         latents grow until the decoded fields sit at their clipping bounds); normed, every
         window's state has the scale the decoder was trained on.
+    latent_noise: in training only, Gaussian noise added to the state before every
+        window's step, with this standard deviation relative to each latent feature's
+        spread over the mesh (0: none). A free run feeds the processor its own imperfect
+        states; trained on perturbed ones, it learns to pull them back (the input noise
+        of learned simulators, Sanchez-Gonzalez et al. 2020). Evaluation runs without it.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -295,8 +300,11 @@ class GraphDOPForecaster(nn.Module):
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
                  ensemble_members: int = 1, noise_dim: int = 8, kernel_backend: str = "auto",
                  cycling: bool = False, analysis_layers: int = 1, batch_types: bool = True,
-                 state_norm: bool = False):
+                 state_norm: bool = False, latent_noise: float = 0.0):
         super().__init__()
+        if latent_noise < 0:
+            raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
+        self.latent_noise = float(latent_noise)
         self.kernel_backend = check_backend(kernel_backend)
         if ensemble_members < 1:
             raise ValueError(f"ensemble_members must be >= 1, got {ensemble_members}")
@@ -432,6 +440,8 @@ class GraphDOPForecaster(nn.Module):
         """Advance the state into the window beginning at ``window_start``; budgets move only
         by conservative transport."""
         h = state.h
+        if self.training and self.latent_noise > 0:
+            h = h + self.latent_noise * h.detach().std(dim=1, keepdim=True) * torch.randn_like(h)
         if self.noise is not None:
             h = h + self.noise(torch.randn(*h.shape[:2], self.noise_dim, device=h.device, dtype=h.dtype))
         h = self.processor(h, self._forcing(window_start.repeat(self.members)), self.mesh)

@@ -277,3 +277,30 @@ def test_a_state_normed_free_run_keeps_its_latents_at_the_scale_of_the_first_win
         assert growth == pytest.approx(1.0, rel=1e-3)
     else:
         assert growth > 3.0  # the negative control: the unnormed latents do grow
+
+
+def test_latent_noise_perturbs_training_steps_at_its_relative_size_and_never_a_forecast():
+    torch.manual_seed(0)
+    model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
+                               latent_noise=0.1)
+    clean = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2)
+    clean.load_state_dict(model.state_dict())
+    start = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
+    with torch.no_grad():
+        state = clean.encode({"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}, start)
+        model.eval()
+        torch.testing.assert_close(model.step(state, start).h, clean.step(state, start).h, rtol=0, atol=0)
+        model.train()
+        noisy = [model.step(state, start).h for _ in range(2)]
+    assert not torch.equal(noisy[0], noisy[1])
+    # The noise enters before the processor; measured on the processor's input, it is 10% of
+    # each feature's spread over the mesh.
+    seen = []
+    handle = model.processor.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        model.step(state, start)
+    handle.remove()
+    relative = ((seen[0] - state.h).std(dim=1) / state.h.std(dim=1)).mean()
+    assert float(relative) == pytest.approx(0.1, rel=0.15)
+    with pytest.raises(ValueError, match="latent_noise"):
+        GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2, latent_noise=-0.1)

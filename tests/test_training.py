@@ -64,6 +64,27 @@ def test_loss_ignores_missing_observations_and_weights_by_error():
         observation_loss([{"t": pred}], [{"t": obs([float("nan")] * 3, [1.0] * 3)}])
 
 
+def test_an_error_floor_stops_a_precise_type_from_outweighing_the_rest():
+    """A profiling float's 0.02 K error is a fraction of a percent of its channel's spread; a
+    model error the mesh cannot avoid then costs thousands. The floor caps what it costs and
+    leaves types with larger errors as they were."""
+    from earthgraph.data.batch import ObsSet
+
+    def obs(values, error):
+        n = len(values)
+        return ObsSet(torch.tensor(values)[:, None], torch.tensor(error)[:, None], torch.zeros(n), torch.zeros(n),
+                      torch.zeros(n), torch.zeros(n, 0), torch.zeros(n, dtype=torch.long))
+
+    pred = {"float": torch.tensor([[0.1], [0.1]]), "station": torch.tensor([[0.1], [0.1]])}
+    target = {"float": obs([0.0, 0.0], [0.002, 0.002]), "station": obs([0.0, 0.0], [0.1, 0.1])}
+    _, unfloored = observation_loss([pred], [target])
+    total, floored = observation_loss([pred], [target], error_floor=0.05)
+    assert float(unfloored["float"]) == pytest.approx((0.1 / 0.002) ** 2)  # 2500: the float is all the loss
+    assert float(floored["float"]) == pytest.approx((0.1 / 0.05) ** 2)
+    assert float(floored["station"]) == pytest.approx(float(unfloored["station"])) == pytest.approx(1.0)
+    assert float(total) == pytest.approx((4.0 + 1.0) / 2)
+
+
 def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path):
     out, _ = small_osse
     L.seed_everything(0)

@@ -112,3 +112,29 @@ def test_overlapping_periods_are_refused_by_name(small_osse):
     with pytest.raises(ValueError, match=r"data.train_period: start 2020-03-08 is not before end 2020-03-01"):
         ObservationDataModule(str(small_osse[0] / "obs.zarr"), ("2020-03-08", "2020-03-01"),
                               ("2020-03-08", "2020-03-10"))
+
+
+def test_a_type_with_a_history_brings_its_older_observations_into_the_inputs(store):
+    """Soil moisture retrieved to 0.05 and changing by 0.002 a day is estimated from days of
+    retrievals: with ``history_windows`` its inputs reach back that far, the others' do not."""
+    schema = observation_schema(store)
+    times = init_times_between(np.datetime64("2020-03-06"), np.datetime64("2020-03-08"), 12, 1, 12,
+                               store.time_range, 6)
+    ds = WindowDataset(store, times, schema, 12, input_windows=2, history_windows={"soil_moisture": 6})
+    assert ds.windows_before == 6
+    t0 = int(times[0])
+    for item in (ds[0]["inputs"], ds.input_window(t0)):
+        soil, synop = item["soil_moisture"], item["synop"]
+        assert len(soil) == len(store.read("soil_moisture", t0 - 6 * 43200, t0)["time"])
+        assert len(soil) > len(store.read("soil_moisture", t0 - 2 * 43200, t0)["time"]) > 0
+        assert -6.0 <= float(soil.time.min()) < -4.0 and float(soil.time.max()) < 0.0
+        assert len(synop) == len(store.read("synop", t0 - 2 * 43200, t0)["time"])
+        assert float(synop.time.min()) >= -2.0
+    # A history no longer than the input windows changes nothing; bad ones are named.
+    assert WindowDataset(store, times, schema, 12, input_windows=2, history_windows={"synop": 2}).history == {}
+    with pytest.raises(ValueError, match="'soil_moisure'"):
+        WindowDataset(store, times, schema, 12, history_windows={"soil_moisure": 6})
+    with pytest.raises(ValueError, match="whole number"):
+        WindowDataset(store, times, schema, 12, history_windows={"soil_moisture": 2.5})
+    with pytest.raises(ValueError, match="exclude each other"):
+        WindowDataset(store, times, schema, 12, history_windows={"soil_moisture": 6}, cycle_windows=2)

@@ -6,6 +6,13 @@ and its targets the observations of the ``rollout`` windows
 ``[t0 + (k-1) W, t0 + k W)``, k = 1..rollout. Each observation's ``time`` is
 its offset from its window's start in units of W: in [-n, 0) for inputs
 (relative to ``t0``), in [0, 1) for targets.
+
+``history_windows`` gives chosen types a longer history than the other
+inputs: ``{"soil_moisture": 20}`` puts the last ten days of soil-moisture
+retrievals in every sample's inputs (times in [-20, 0)). A slow field seen
+with a large retrieval error (soil moisture changes by 0.002 a day and is
+retrieved to 0.05) is only estimated well from many days of retrievals, which
+the memoryless model otherwise never sees.
 """
 
 from __future__ import annotations
@@ -98,12 +105,15 @@ class WindowDataset(Dataset):
     times relative to the window's end, in [-1, 0)) and as the targets of the
     forecast made before they are assimilated (``cycle_targets``: capped like the
     other targets, times in [0, 1)).
+
+    ``history_windows``: per type, how many windows of its observations the inputs hold
+    when that is more than ``input_windows`` (the module docstring).
     """
 
     def __init__(self, store: ObservationStore, init_times: np.ndarray, schema: dict,
                  window_hours: float = 12.0, rollout: int = 1, dropout: dict[str, float] | None = None,
                  max_targets_per_type: int | None = None, input_windows: int = 1, seed: int = 0,
-                 cycle_windows: int = 0):
+                 cycle_windows: int = 0, history_windows: dict[str, int] | None = None):
         if len(init_times) == 0:
             raise ValueError(f"WindowDataset over {store.path}: no initialisation times (empty period)")
         if input_windows < 1:
@@ -112,6 +122,10 @@ class WindowDataset(Dataset):
             raise ValueError(f"WindowDataset: rollout must be >= 1, got {rollout}")
         if cycle_windows < 0:
             raise ValueError(f"WindowDataset: cycle_windows must be >= 0, got {cycle_windows}")
+        self.history = check_history_windows(history_windows, schema, input_windows)
+        if self.history and cycle_windows:
+            raise ValueError("WindowDataset: history_windows and cycle_windows exclude each other (a cycling model "
+                             "carries its own memory from window to window); set one of them")
         self.cycle_windows = cycle_windows
         self.store = store
         self.init_times = np.asarray(init_times, dtype=np.int64)
@@ -127,13 +141,21 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.init_times)
 
+    @property
+    def windows_before(self) -> int:
+        """How many windows of data before ``t0`` a sample's inputs reach back."""
+        return max([self.input_windows, self.cycle_windows, *self.history.values()])
+
     def _window(self, t0: int, rng: np.random.Generator | None, dropout: dict[str, float],
-                max_rows: int | None, n_windows: int = 1, origin: int | None = None) -> dict[str, ObsSet]:
-        """Observations in [t0, t0 + n_windows W), times relative to ``origin`` (default t0)."""
+                max_rows: int | None, n_windows: int = 1, origin: int | None = None,
+                history: dict[str, int] | None = None) -> dict[str, ObsSet]:
+        """Observations in [t0, t0 + n_windows W), times relative to ``origin`` (default t0);
+        a type in ``history`` from that many windows before ``origin`` instead."""
         out = {}
         origin = t0 if origin is None else origin
         for name, spec in self.schema.items():
-            cols = self.store.read(name, t0, t0 + n_windows * self.window)
+            first = origin - history[name] * self.window if history and name in history else t0
+            cols = self.store.read(name, first, t0 + n_windows * self.window)
             if rng is not None and dropout.get(name, 0.0) > 0:
                 keep = rng.uniform(size=len(cols["time"])) >= dropout[name]
                 cols = {k: v[keep] for k, v in cols.items()}
@@ -147,7 +169,8 @@ class WindowDataset(Dataset):
     def input_window(self, t0: int) -> dict[str, ObsSet]:
         """The (undropped) input observations for initialisation time ``t0``."""
         t0 = int(t0)
-        return self._window(t0 - self.input_windows * self.window, None, {}, None, self.input_windows, t0)
+        return self._window(t0 - self.input_windows * self.window, None, {}, None, self.input_windows, t0,
+                            self.history)
 
     def analysis_window(self, start: int) -> dict[str, ObsSet]:
         """Every observation of the window from ``start`` on, as an analysis takes them:
@@ -167,9 +190,24 @@ class WindowDataset(Dataset):
             item["cycle_targets"] = [self._window(s, rng, {}, self.max_targets) for s in starts]
         else:
             item["inputs"] = self._window(t0 - self.input_windows * self.window, rng, self.dropout, None,
-                                          self.input_windows, t0)
+                                          self.input_windows, t0, self.history)
         item["targets"] = [self._window(t0 + k * self.window, rng, {}, self.max_targets) for k in range(self.rollout)]
         return item
+
+
+def check_history_windows(history_windows: dict[str, int] | None, schema: dict, input_windows: int
+                          ) -> dict[str, int]:
+    """The per-type input histories that reach further back than ``input_windows``, checked."""
+    history = {}
+    for name, n in (history_windows or {}).items():
+        if name not in schema:
+            raise ValueError(f"history_windows names observation type {name!r}, which the schema does not hold; "
+                             f"it holds {sorted(schema)}")
+        if int(n) != n or n < 1:
+            raise ValueError(f"history_windows[{name!r}] is {n}; a whole number of windows >= 1 was expected")
+        if n > input_windows:
+            history[name] = int(n)
+    return history
 
 
 def collate_windows(items: list[dict]) -> dict:

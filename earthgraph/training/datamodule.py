@@ -12,6 +12,7 @@ from earthgraph.data.store import ObservationStore
 from earthgraph.training.threads import single_thread_worker
 from earthgraph.data.windows import (
     WindowDataset,
+    check_history_windows,
     collate_windows,
     init_times_between,
     observation_schema,
@@ -100,7 +101,9 @@ class ObservationDataModule(L.LightningDataModule):
     ``predict_period`` (default: the test period) holds the initialisations ``predict`` forecasts from.
     ``cycle_windows`` > 0 trains a cycling model (``model.cycling``): each sample carries that many
     windows before its initialisation to cycle through (see :mod:`earthgraph.training.cycling`)
-    instead of the packed input windows.
+    instead of the packed input windows. ``history_windows`` gives chosen types more input windows
+    than ``input_windows`` (``{"soil_moisture": 20}``: ten days of retrievals of a slow field; see
+    :mod:`earthgraph.data.windows`).
     """
 
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
@@ -109,13 +112,14 @@ class ObservationDataModule(L.LightningDataModule):
                  dropout: dict[str, float] | str | None = None, max_targets_per_type: int | None = None,
                  input_windows: int = 1, seed: int = 0, in_memory: bool = True,
                  storage_options: dict | None = None, predict_period: tuple[str, str] | None = None,
-                 cycle_windows: int = 0):
+                 cycle_windows: int = 0, history_windows: dict[str, int] | None = None):
         super().__init__()
         self.save_hyperparameters()
         check_periods_disjoint({"train_period": train_period, "val_period": val_period, "test_period": test_period})
         self.store = ObservationStore(store, storage_options)
         # Normalisation from the training period only: the statistics go into the checkpoint.
         self.schema = observation_schema(self.store, tuple(train_period))
+        self.history = check_history_windows(history_windows, self.schema, input_windows)
         self.dropout = resolve_dropout(self.store, dropout)
         static = self.store.static()
         self.static = {k: v.tolist() for k, v in static.items()} if static else None
@@ -127,12 +131,12 @@ class ObservationDataModule(L.LightningDataModule):
     def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None,
                  targets_in_period: bool = True) -> WindowDataset:
         hp = self.hparams
-        before = max(hp.input_windows, hp.cycle_windows)  # windows of data each sample needs before t0
+        before = max([hp.input_windows, hp.cycle_windows, *self.history.values()])  # data each sample needs before t0
         times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), hp.window_hours, hp.rollout,
                                    stride_hours, self.store.time_range, before, targets_in_period)
         return WindowDataset(self.store, times, self.schema, hp.window_hours, hp.rollout, dropout=dropout,
                              max_targets_per_type=max_targets, input_windows=hp.input_windows, seed=hp.seed,
-                             cycle_windows=hp.cycle_windows)
+                             cycle_windows=hp.cycle_windows, history_windows=self.history)
 
     def setup(self, stage: str | None = None) -> None:
         if self.hparams.in_memory:

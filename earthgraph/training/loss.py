@@ -5,7 +5,11 @@ by the observation error (both in the same normalised units), squared,
 masked where the observation is missing (NaN), and averaged over the valid
 values, so a type's loss does not grow with its number of observations and
 reaches about 1 when the model is as close to the observations as their own
-errors allow (a chi-squared per degree of freedom). Types are then combined
+errors allow (a chi-squared per degree of freedom). An error floor (in the
+same normalised units, i.e. a fraction of the channel's standard deviation)
+stands for the representation error an observation error leaves out: the
+mesh cannot resolve a profiling float's 0.02 K, and a type observed that
+precisely would otherwise weigh thousands of times the rest. Types are then combined
 with per-type weights; rollout windows are averaged. An ensemble's predictions
 (a leading member dimension) are scored with the fair CRPS in the same units.
 """
@@ -17,13 +21,14 @@ import torch
 from earthgraph.data.batch import ObsSet
 
 
-def type_loss(pred: torch.Tensor, obs: ObsSet) -> torch.Tensor | None:
-    """Mean squared departure in units of observation error, or for an ensemble
-    (pred (members, n, C)) the mean fair CRPS in those units; None if no valid values."""
+def type_loss(pred: torch.Tensor, obs: ObsSet, error_floor: float = 0.0) -> torch.Tensor | None:
+    """Mean squared departure in units of observation error (at least ``error_floor``), or
+    for an ensemble (pred (members, n, C)) the mean fair CRPS in those units; None if no
+    valid values."""
     valid = torch.isfinite(obs.values) & torch.isfinite(obs.error) & (obs.error > 0)
     if not bool(valid.any()):
         return None
-    scale = obs.error.clamp(min=1e-6)
+    scale = obs.error.clamp(min=max(error_floor, 1e-6))
     if pred.dim() == 3:
         crps = fair_crps(pred / scale, torch.nan_to_num(obs.values) / scale)
         return torch.where(valid, crps, torch.zeros_like(crps)).sum() / valid.sum()
@@ -46,15 +51,17 @@ def fair_crps(members: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
 
 
 def observation_loss(preds: list[dict[str, torch.Tensor]], targets: list[dict[str, ObsSet]],
-                     type_weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and the per-type losses (averaged over rollout windows)."""
+                     type_weights: dict[str, float] | None = None, error_floor: float = 0.0
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and the per-type losses (averaged over rollout windows); ``error_floor``:
+    the smallest observation error divided by, in units of each channel's standard deviation."""
     type_weights = type_weights or {}
     per_type: dict[str, list[torch.Tensor]] = {}
     window_losses = []
     for pred, tgt in zip(preds, targets):
         num, den = 0.0, 0.0
         for name, p in pred.items():
-            loss = type_loss(p, tgt[name])
+            loss = type_loss(p, tgt[name], error_floor)
             if loss is None:
                 continue
             w = type_weights.get(name, 1.0)

@@ -36,7 +36,7 @@ class ForecastModule(L.LightningModule):
                  rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
                  kernel_backend: str = "auto", cycling: bool = False, analysis_layers: int = 1,
                  replay_buffer_states: int = 0, cold_start_fraction: float = 0.1, batch_types: bool = True,
-                 state_norm: bool = False):
+                 state_norm: bool = False, latent_noise: float = 0.0, error_floor: float = 0.0):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -53,7 +53,9 @@ class ForecastModule(L.LightningModule):
                                         ensemble_members=ensemble_members, noise_dim=noise_dim,
                                         kernel_backend=kernel_backend, cycling=cycling,
                                         analysis_layers=analysis_layers, batch_types=batch_types,
-                                        state_norm=state_norm)
+                                        state_norm=state_norm, latent_noise=latent_noise)
+        if error_floor < 0:
+            raise ValueError(f"model.error_floor must be >= 0, got {error_floor}")
         if not 0.0 <= cold_start_fraction <= 1.0:
             raise ValueError(f"model.cold_start_fraction must be in [0, 1], got {cold_start_fraction}")
         # Cycled analyses kept between training steps (see training.cycling); not checkpointed.
@@ -119,7 +121,7 @@ class ForecastModule(L.LightningModule):
                 batch = {**batch, "targets": batch["targets"][:windows]}
                 self.log("train/rollout_windows", float(windows), batch_size=len(batch["init_time"]))
         preds, targets = self._predictions(batch, stage)
-        loss, per_type = observation_loss(preds, targets, self.type_weights)
+        loss, per_type = observation_loss(preds, targets, self.type_weights, self.hparams.error_floor)
         if torch.isfinite(loss):  # a skipped step must not turn the epoch means into NaN
             self._log_losses(loss, per_type, stage, len(batch["init_time"]))
         return loss

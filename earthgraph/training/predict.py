@@ -168,16 +168,18 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
 
 def observation_forecast_store(module, store: ObservationStore, init_times: np.ndarray, leads_hours: list[float],
                                input_windows: int, path: Path, batch_size: int = 8,
-                               start_states: StartStates | None = None) -> Path:
+                               start_states: StartStates | None = None,
+                               history_windows: dict[str, int] | None = None) -> Path:
     """Forecasts at every verifying observation of the windows up to the longest lead,
     written as a forecast store (:mod:`earthgraph.training.writers`) at ``path``;
-    from ``start_states(times)`` (cycled analyses) where given."""
+    from ``start_states(times)`` (cycled analyses) where given. ``input_windows`` and
+    ``history_windows``: the inputs the model was trained on (the data module's)."""
     from earthgraph.training.writers import observation_forecasts, write_observation_forecasts
 
     model = module.model.eval()
     windows = max(1, math.ceil(max(leads_hours) / module.hparams.window_hours - 1e-9))
     dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, windows,
-                            input_windows=input_windows)
+                            input_windows=input_windows, history_windows=history_windows)
     batches = []
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
@@ -193,7 +195,8 @@ def observation_forecast_store(module, store: ObservationStore, init_times: np.n
 
 def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init: int, truth_end: int, days: float,
                   input_windows: int, lat_deg: np.ndarray, lon_deg: np.ndarray, products: tuple[Product, ...],
-                  land_sea_mask: np.ndarray | None = None, spin_up_windows: int = 0) -> dict | None:
+                  land_sea_mask: np.ndarray | None = None, spin_up_windows: int = 0,
+                  history_windows: dict[str, int] | None = None) -> dict | None:
     """A forecast of ``days`` with daily products and the budget totals after every window.
 
     It starts at ``first_init`` (seconds since 1970) if the truth (ending at
@@ -203,13 +206,15 @@ def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init
     "days": int}, or None when fewer than two days fit.
     """
     window = model.window_seconds
-    earliest = int(store.time_range[0] + input_windows * window)
+    before = max([input_windows, *(history_windows or {}).values()])
+    earliest = int(store.time_range[0] + before * window)
     earliest = -(-earliest // 86400) * 86400  # a whole day
     start = min(int(first_init), max(earliest, int(truth_end - days * 86400)))
     days = int(min(days, (truth_end - start) // 86400))
     if days < 2:
         return None
-    dataset = WindowDataset(store, np.array([start]), model.schema, window / 3600.0, 1, input_windows=input_windows)
+    dataset = WindowDataset(store, np.array([start]), model.schema, window / 3600.0, 1, input_windows=input_windows,
+                            history_windows=history_windows)
     totals: dict[str, list[float]] = {}
 
     def record(state):
