@@ -207,7 +207,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     from earthgraph.data.generate import write_zarr_atomic
     from earthgraph.data.obs_types import DEFAULT_PRODUCTS
     from earthgraph.data.store import ObservationStore
-    from earthgraph.data.windows import WindowDataset
+    from earthgraph.data.windows import WindowDataset, windows_before
     from earthgraph.training.module import ForecastModule
     from earthgraph.training.predict import (
         cycled_analyses,
@@ -230,8 +230,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     input_windows = int(hp.get("input_windows", 1))
     history = hp.get("history_windows") or None  # longer input histories of chosen types
     window_h = module.hparams.window_hours
-    before = max([input_windows, *(history or {}).values()])
-    init_times = verified_inits(period, leads, args, truth, store, before * window_h)
+    init_times = verified_inits(period, leads, args, truth, store, windows_before(input_windows, history) * window_h)
     dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows,
                             history_windows=history)
     products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)

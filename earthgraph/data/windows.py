@@ -144,7 +144,7 @@ class WindowDataset(Dataset):
     @property
     def windows_before(self) -> int:
         """How many windows of data before ``t0`` a sample's inputs reach back."""
-        return max([self.input_windows, self.cycle_windows, *self.history.values()])
+        return windows_before(self.input_windows, self.history, self.cycle_windows)
 
     def _window(self, t0: int, rng: np.random.Generator | None, dropout: dict[str, float],
                 max_rows: int | None, n_windows: int = 1, origin: int | None = None,
@@ -193,6 +193,12 @@ class WindowDataset(Dataset):
                                           self.input_windows, t0, self.history)
         item["targets"] = [self._window(t0 + k * self.window, rng, {}, self.max_targets) for k in range(self.rollout)]
         return item
+
+
+def windows_before(input_windows: int, history_windows: dict[str, int] | None = None, cycle_windows: int = 0) -> int:
+    """How many windows of data before an initialisation its inputs need: the packed input
+    windows, the longest per-type history, or the cycle windows, whichever reaches furthest."""
+    return max([input_windows, cycle_windows, *(history_windows or {}).values()])
 
 
 def check_history_windows(history_windows: dict[str, int] | None, schema: dict, input_windows: int

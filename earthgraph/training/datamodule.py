@@ -17,6 +17,7 @@ from earthgraph.data.windows import (
     init_times_between,
     observation_schema,
     resolve_dropout,
+    windows_before,
 )
 
 
@@ -131,7 +132,7 @@ class ObservationDataModule(L.LightningDataModule):
     def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None,
                  targets_in_period: bool = True) -> WindowDataset:
         hp = self.hparams
-        before = max([hp.input_windows, hp.cycle_windows, *self.history.values()])  # data each sample needs before t0
+        before = windows_before(hp.input_windows, self.history, hp.cycle_windows)
         times = init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), hp.window_hours, hp.rollout,
                                    stride_hours, self.store.time_range, before, targets_in_period)
         return WindowDataset(self.store, times, self.schema, hp.window_hours, hp.rollout, dropout=dropout,

@@ -19,7 +19,7 @@ import xarray as xr
 from earthgraph.data.batch import ObsSet
 from earthgraph.data.obs_types import Product
 from earthgraph.data.store import ObservationStore
-from earthgraph.data.windows import WindowDataset, collate_windows
+from earthgraph.data.windows import WindowDataset, collate_windows, windows_before
 from earthgraph.forecaster import GraphDOPForecaster, ModelState
 
 
@@ -206,8 +206,7 @@ def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init
     "days": int}, or None when fewer than two days fit.
     """
     window = model.window_seconds
-    before = max([input_windows, *(history_windows or {}).values()])
-    earliest = int(store.time_range[0] + before * window)
+    earliest = int(store.time_range[0] + windows_before(input_windows, history_windows) * window)
     earliest = -(-earliest // 86400) * 86400  # a whole day
     start = min(int(first_init), max(earliest, int(truth_end - days * 86400)))
     days = int(min(days, (truth_end - start) // 86400))
