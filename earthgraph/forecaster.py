@@ -290,6 +290,9 @@ class GraphDOPForecaster(nn.Module):
         spread over the mesh (0: none). A free run feeds the processor its own imperfect
         states; trained on perturbed ones, it learns to pull them back (the input noise
         of learned simulators, Sanchez-Gonzalez et al. 2020). Evaluation runs without it.
+    processor_statics: give the processor each node's static features (position, land fraction,
+        surface height) beside the window's forcing at every step, not only the encoder: a free
+        run's state then keeps being told where it is, whatever it has drifted to.
     """
 
     def __init__(self, schema: dict, nside: int = 8, latent_dim: int = 64, hidden_dim: int = 64,
@@ -300,7 +303,8 @@ class GraphDOPForecaster(nn.Module):
                  processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
                  ensemble_members: int = 1, noise_dim: int = 8, kernel_backend: str = "auto",
                  cycling: bool = False, analysis_layers: int = 1, batch_types: bool = True,
-                 state_norm: bool = False, latent_noise: float = 0.0):
+                 state_norm: bool = False, latent_noise: float = 0.0,
+                 processor_statics: bool = False):
         super().__init__()
         if latent_noise < 0:
             raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
@@ -327,11 +331,13 @@ class GraphDOPForecaster(nn.Module):
         type_dims = {name: (len(s["channels"]), len(s["metadata"])) for name, s in schema.items()}
         self.encoder = ObservationEncoder(type_dims, latent_dim, node_static.shape[1] + FORCING_DIM, hidden_dim,
                                           POINT_STATIC_DIM, encoder_neighbours, batch_types)
+        self.processor_statics = processor_statics
+        step_forcing_dim = FORCING_DIM + (node_static.shape[1] if processor_statics else 0)
         if processor == "interaction":
-            self.processor = InteractionNetworkProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM,
+            self.processor = InteractionNetworkProcessor(latent_dim, hidden_dim, processor_layers, step_forcing_dim,
                                                          checkpointing=activation_checkpointing)
         elif processor == "transformer":
-            self.processor = GraphTransformerProcessor(latent_dim, hidden_dim, processor_layers, FORCING_DIM,
+            self.processor = GraphTransformerProcessor(latent_dim, hidden_dim, processor_layers, step_forcing_dim,
                                                        heads=attention_heads, checkpointing=activation_checkpointing)
         else:
             raise ValueError(f"unknown processor {processor!r}; expected 'interaction' or 'transformer'")
@@ -444,7 +450,10 @@ class GraphDOPForecaster(nn.Module):
             h = h + self.latent_noise * h.detach().std(dim=1, keepdim=True) * torch.randn_like(h)
         if self.noise is not None:
             h = h + self.noise(torch.randn(*h.shape[:2], self.noise_dim, device=h.device, dtype=h.dtype))
-        h = self.processor(h, self._forcing(window_start.repeat(self.members)), self.mesh)
+        forcing = self._forcing(window_start.repeat(self.members))
+        if self.processor_statics:
+            forcing = torch.cat([self.node_static.unsqueeze(0).expand(len(forcing), -1, -1), forcing], dim=-1)
+        h = self.processor(h, forcing, self.mesh)
         if self.state_norm is not None:
             h = self.state_norm(h)
         if self.transport is None:

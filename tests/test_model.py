@@ -304,3 +304,28 @@ def test_latent_noise_perturbs_training_steps_at_its_relative_size_and_never_a_f
     assert float(relative) == pytest.approx(0.1, rel=0.15)
     with pytest.raises(ValueError, match="latent_noise"):
         GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2, latent_noise=-0.1)
+
+
+@pytest.mark.parametrize("processor_statics", [False, True])
+def test_processor_statics_tell_every_step_the_surface_under_each_node(processor_statics):
+    """The same state stepped over two planets that differ only in their land: with
+    processor_statics the step sees the land fraction and the states part; without it
+    (the negative control) the step is blind to it and they stay equal."""
+    lat, lon = np.arange(-87.5, 90, 5.0), np.arange(0, 360, 5.0)
+    land = (np.abs(lat)[:, None] < 30) & (lon[None, :] < 120)
+    planets = [{"latitude": lat, "longitude": lon, "land_sea_mask": mask.astype(float)}
+               for mask in (land, ~land)]
+    models = []
+    for static in planets:
+        torch.manual_seed(0)
+        models.append(GraphDOPForecaster(SCHEMA, nside=2, latent_dim=16, hidden_dim=16, processor_layers=1,
+                                         static=static, processor_statics=processor_statics))
+    models[1].load_state_dict(models[0].state_dict())
+    start = torch.tensor([1.6e9], dtype=torch.float64)
+    with torch.no_grad():
+        state = models[0].encode({"synop": _obs(200, 1, 0, batch=1)}, start)
+        stepped = [m.step(state, start).h for m in models]
+    if processor_statics:
+        assert float((stepped[0] - stepped[1]).abs().max()) > 1e-3
+    else:
+        torch.testing.assert_close(stepped[0], stepped[1], rtol=0, atol=0)

@@ -36,7 +36,8 @@ class ForecastModule(L.LightningModule):
                  rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
                  kernel_backend: str = "auto", cycling: bool = False, analysis_layers: int = 1,
                  replay_buffer_states: int = 0, cold_start_fraction: float = 0.1, batch_types: bool = True,
-                 state_norm: bool = False, latent_noise: float = 0.0, error_floor: float = 0.0):
+                 state_norm: bool = False, latent_noise: float = 0.0, error_floor: float = 0.0,
+                 processor_statics: bool = False):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
@@ -53,7 +54,8 @@ class ForecastModule(L.LightningModule):
                                         ensemble_members=ensemble_members, noise_dim=noise_dim,
                                         kernel_backend=kernel_backend, cycling=cycling,
                                         analysis_layers=analysis_layers, batch_types=batch_types,
-                                        state_norm=state_norm, latent_noise=latent_noise)
+                                        state_norm=state_norm, latent_noise=latent_noise,
+                                        processor_statics=processor_statics)
         if error_floor < 0:
             raise ValueError(f"model.error_floor must be >= 0, got {error_floor}")
         if not 0.0 <= cold_start_fraction <= 1.0:
