@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from earthgraph.training.callbacks import ForecastMaps, ThroughputMonitor
+from earthgraph.training.callbacks import ForecastMaps, ProgressLine, ThroughputMonitor
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.module import ForecastModule
@@ -120,6 +120,29 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
     assert config["nside"] == 4 and config["latent_dim"] == 32
     assert config["graph"]["nodes"] == 192 and config["data"]["types"] == sorted(dm.schema)
     assert len(config["git"]["commit"] or "") in (0, 40)  # a checkout records its commit
+
+
+@pytest.mark.parametrize("every_seconds, printed", [(0.0, ["1/3", "2/3", "3/3"]), (3600.0, ["1/3", "3/3"])])
+def test_the_progress_line_reports_step_loss_and_time_left(small_osse, tmp_path, capsys, every_seconds, printed):
+    """A console that is a log file still shows a run is alive: every line names the step out of
+    the total, a finite loss and the time left; an hour's interval still prints the first and last."""
+    out, _ = small_osse
+    L.seed_everything(0)
+    dm = _datamodule(out)
+    module = ForecastModule(schema=dm.schema, static=dm.static, **SMALL_MODEL)
+    trainer = L.Trainer(max_steps=3, limit_val_batches=0, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+                        accelerator="cpu", callbacks=[ProgressLine(every_seconds=every_seconds)])
+    capsys.readouterr()
+    trainer.fit(module, dm)
+    lines = [line.split("  ") for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [fields[0].split()[1] for fields in lines] == printed
+    for fields in lines:
+        assert np.isfinite(float(fields[1].split()[1]))
+        assert fields[-1].startswith("left ")
+    assert lines[-1][-1] == "left 0:00"
+    with pytest.raises(ValueError, match="every_seconds"):
+        ProgressLine(every_seconds=-1)
 
 
 def _fit_with_cli(tmp_path, out, seed: int, trainer_extra: str = "") -> subprocess.CompletedProcess:

@@ -1,7 +1,9 @@
-"""Lightning callbacks for what a W&B user expects to see: throughput and forecast maps."""
+"""Lightning callbacks for what a W&B user expects to see: throughput and forecast maps, and a
+progress line on the console for long CPU runs."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import lightning as L
@@ -32,6 +34,48 @@ class ThroughputMonitor(L.Callback):
         module.log("train/samples_per_second", samples / seconds, on_step=True, on_epoch=False, batch_size=samples)
         module.log("train/observations_per_second", observations / seconds, on_step=True, on_epoch=False,
                    batch_size=samples)
+
+
+def clock(seconds: float) -> str:
+    """Seconds as h:mm:ss (or m:ss under an hour)."""
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+class ProgressLine(L.Callback):
+    """Prints one line at most every ``every_seconds`` of training (and at the first and last
+    step): the step out of the total, the step's loss, seconds per step and the time elapsed
+    and left, from the mean pace since the fit started (validation included). For runs whose
+    console is a log file or a CI job, where Lightning's redrawn bar is noise; the quickstart
+    prints it instead of staying silent for its minutes of training."""
+
+    def __init__(self, every_seconds: float = 30.0) -> None:
+        if every_seconds < 0:
+            raise ValueError(f"ProgressLine: every_seconds must be >= 0, got {every_seconds}")
+        self.every = every_seconds
+        self._start = self._last = None
+
+    def on_train_start(self, trainer, module) -> None:
+        self._start, self._last = time.perf_counter(), None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not trainer.is_global_zero or self._start is None:
+            return
+        now = time.perf_counter()
+        step, total = trainer.global_step, trainer.estimated_stepping_batches
+        last = math.isfinite(total) and step >= total
+        if self._last is not None and now - self._last < self.every and not last:
+            return
+        self._last = now
+        elapsed = now - self._start
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        parts = [f"step {step}/{int(total)}" if math.isfinite(total) else f"step {step}",
+                 f"loss {float(loss):.4g}" if loss is not None else "loss skipped (non-finite)",
+                 f"{elapsed / max(step, 1):.2f} s/step", f"elapsed {clock(elapsed)}"]
+        if math.isfinite(total):
+            parts.append(f"left {clock(elapsed / max(step, 1) * max(total - step, 0))}")
+        print("  ".join(parts), flush=True)
 
 
 class ForecastMaps(L.Callback):
