@@ -376,14 +376,19 @@ class GraphDOPForecaster(nn.Module):
     def _forcing(self, window_start: torch.Tensor) -> torch.Tensor:
         return window_forcing(self.mesh.lat, self.mesh.lon, window_start, self.window_seconds)
 
+    def _statics_and_forcing(self, window_start: torch.Tensor) -> torch.Tensor:
+        """(B, N, static features + FORCING_DIM): each node's static features, then the forcing
+        of the window beginning at ``window_start`` (B,)."""
+        forcing = self._forcing(window_start)
+        return torch.cat([self.node_static.unsqueeze(0).expand(len(forcing), -1, -1), forcing], dim=-1)
+
     def _encode_observations(self, inputs: dict[str, ObsSet], start: torch.Tensor) -> torch.Tensor:
         """(B, N, F) encoding of observations from ``start`` (B,) on (times relative to the window's end)."""
-        static = self.node_static.unsqueeze(0).expand(len(start), -1, -1)
         names = list(inputs)
         point_static = dict(zip(names, self.point_static(torch.cat([inputs[n].lat for n in names]),
                                                          torch.cat([inputs[n].lon for n in names]))
                                 .split([len(inputs[n]) for n in names]))) if names else {}
-        return self.encoder(inputs, self.mesh, torch.cat([static, self._forcing(start)], dim=-1), point_static)
+        return self.encoder(inputs, self.mesh, self._statics_and_forcing(start), point_static)
 
     def _for_members(self, t: torch.Tensor | None) -> torch.Tensor | None:
         """Member-major copies: rows m * B .. (m + 1) * B - 1 are member m."""
@@ -450,9 +455,8 @@ class GraphDOPForecaster(nn.Module):
             h = h + self.latent_noise * h.detach().std(dim=1, keepdim=True) * torch.randn_like(h)
         if self.noise is not None:
             h = h + self.noise(torch.randn(*h.shape[:2], self.noise_dim, device=h.device, dtype=h.dtype))
-        forcing = self._forcing(window_start.repeat(self.members))
-        if self.processor_statics:
-            forcing = torch.cat([self.node_static.unsqueeze(0).expand(len(forcing), -1, -1), forcing], dim=-1)
+        starts = window_start.repeat(self.members)
+        forcing = self._statics_and_forcing(starts) if self.processor_statics else self._forcing(starts)
         h = self.processor(h, forcing, self.mesh)
         if self.state_norm is not None:
             h = self.state_norm(h)

@@ -69,12 +69,13 @@ class ProgressLine(L.Callback):
             return
         self._last = now
         elapsed = now - self._start
+        pace = elapsed / max(step, 1)  # seconds per step
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         parts = [f"step {step}/{int(total)}" if math.isfinite(total) else f"step {step}",
                  f"loss {float(loss):.4g}" if loss is not None else "loss skipped (non-finite)",
-                 f"{elapsed / max(step, 1):.2f} s/step", f"elapsed {clock(elapsed)}"]
+                 f"{pace:.2f} s/step", f"elapsed {clock(elapsed)}"]
         if math.isfinite(total):
-            parts.append(f"left {clock(elapsed / max(step, 1) * max(total - step, 0))}")
+            parts.append(f"left {clock(pace * max(total - step, 0))}")
         print("  ".join(parts), flush=True)
 
 
