@@ -8,9 +8,10 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
-from earthgraph.training.callbacks import ForecastMaps, ProgressLine, ThroughputMonitor
+from earthgraph.training.callbacks import ForecastMaps, ProgressLine, ThroughputMonitor, TimeBudget
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.module import ForecastModule
@@ -143,6 +144,46 @@ def test_the_progress_line_reports_step_loss_and_time_left(small_osse, tmp_path,
     assert lines[-1][-1] == "left 0:00"
     with pytest.raises(ValueError, match="every_seconds"):
         ProgressLine(every_seconds=-1)
+
+
+def _fit_with_budget(out, tmp_path, budget: TimeBudget | None) -> tuple[L.Trainer, ForecastModule]:
+    """20 seeded steps with a last-checkpoint callback and, if given, a time budget."""
+    L.seed_everything(0)
+    dm = _datamodule(out)
+    module = ForecastModule(schema=dm.schema, static=dm.static, **SMALL_MODEL)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0)
+    trainer = L.Trainer(max_steps=20, max_epochs=-1, val_check_interval=1000, check_val_every_n_epoch=None,
+                        limit_val_batches=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, accelerator="cpu",
+                        callbacks=[checkpoints] + ([budget] if budget else []))
+    trainer.fit(module, dm)
+    return trainer, module
+
+
+def test_a_time_budget_stops_early_with_the_schedule_finished_and_the_model_saved(small_osse, tmp_path, capsys):
+    """A run that would overrun its wall-time budget stops at a step that fits, says so, ends
+    its learning-rate decay there and leaves a last checkpoint of that step; a generous budget
+    (the negative control) changes nothing, bit for bit."""
+    out, _ = small_osse
+    budget = TimeBudget(minutes=1e-6, check_every_steps=5, round_to=1)  # overrun at the first check
+    trainer, module = _fit_with_budget(out, tmp_path / "cut", budget)
+    assert trainer.global_step == budget.stop_step == 6 and budget.configured_steps == 20
+    assert "TimeBudget:" in capsys.readouterr().out
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert lr == pytest.approx(module.hparams.lr * module.hparams.min_lr_ratio)
+    saved = torch.load(tmp_path / "cut" / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 6
+
+    reference, ref_module = _fit_with_budget(out, tmp_path / "none", None)
+    generous = TimeBudget(minutes=600, check_every_steps=5)
+    roomy, roomy_module = _fit_with_budget(out, tmp_path / "roomy", generous)
+    assert reference.global_step == roomy.global_step == 20 and generous.stop_step is None
+    for a, b in zip(ref_module.parameters(), roomy_module.parameters()):
+        assert torch.equal(a, b)
+    for bad in (dict(minutes=0), dict(minutes=float("nan")), dict(minutes=5, check_every_steps=0),
+                dict(minutes=5, round_to=0)):
+        with pytest.raises(ValueError, match="TimeBudget"):
+            TimeBudget(**bad)
 
 
 def _fit_with_cli(tmp_path, out, seed: int, trainer_extra: str = "") -> subprocess.CompletedProcess:

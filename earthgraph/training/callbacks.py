@@ -133,3 +133,67 @@ def forecast_map_images(model, dataset, variables: list[str], lead_hours: float,
         out[f"{p.variable}_{lead_hours:g}h"] = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
         plt.close(fig)
     return out
+
+
+class TimeBudget(L.Callback):
+    """Ends training early when the configured ``max_steps`` would not fit in ``minutes`` of
+    wall time, counted from the start of the fit (validation included).
+
+    Every ``check_every_steps`` steps it takes the mean pace so far (seconds per step). If the
+    remaining steps at that pace would overrun the budget, it lowers ``trainer.max_steps`` to the
+    last step that fits, rounded down to a multiple of ``round_to``, and prints one line saying
+    so. It never raises ``max_steps``. The module's learning-rate schedule reads ``max_steps``
+    at every step, so the cosine decay still ends at the new stop, and the last step runs a
+    validation, so that ``ModelCheckpoint(save_last=True)`` saves the model that was trained.
+
+    Why: a fixed step count takes twice as long on a slow day of a shared 2-core machine, and
+    the quickstart promises a wall-time limit, not a step count. A run whose budget is not hit
+    is unchanged (bit-identical to one without the callback); one that is stopped early
+    depends on the machine's speed, and its forecast is weaker for the missing steps.
+    """
+
+    def __init__(self, minutes: float, check_every_steps: int = 50, round_to: int = 50) -> None:
+        if not (math.isfinite(minutes) and minutes > 0):
+            raise ValueError(f"TimeBudget: minutes must be a positive number, got {minutes}")
+        if check_every_steps < 1 or round_to < 1:
+            raise ValueError(f"TimeBudget: check_every_steps and round_to must be >= 1, "
+                             f"got {check_every_steps} and {round_to}")
+        self.seconds, self.check_every, self.round_to = 60.0 * minutes, check_every_steps, round_to
+        self._start: float | None = None
+        self.configured_steps: int | None = None  # max_steps before any cut
+        self.stop_step: int | None = None  # the step the budget cut training to, if it did
+
+    def on_train_start(self, trainer, module) -> None:
+        self._start, self.stop_step = time.perf_counter(), None
+        self.configured_steps = trainer.max_steps
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self._start is None or trainer.max_steps is None or trainer.max_steps < 0:
+            return  # no step limit to shorten (an epoch-bounded run)
+        step = trainer.global_step
+        if self.stop_step is not None:
+            if step >= self.stop_step:
+                # Stopping this way (not only through max_steps) makes Lightning validate at this
+                # step, and ModelCheckpoint's save_last then saves the final weights.
+                trainer.should_stop = True
+            return
+        if step % self.check_every or step >= trainer.max_steps:
+            return
+        elapsed = time.perf_counter() - self._start
+        pace = elapsed / step
+        if elapsed + pace * (trainer.max_steps - step) <= self.seconds:
+            return
+        fits = int((self.seconds - elapsed) / pace)
+        stop = max(step + 1, (step + fits) // self.round_to * self.round_to)
+        if stop >= trainer.max_steps:
+            return
+        self.stop_step = stop
+        trainer.fit_loop.epoch_loop.max_steps = stop
+        if trainer.is_global_zero:
+            needed = pace * self.configured_steps
+            print(f"TimeBudget: at {pace:.2f} s/step the configured {self.configured_steps} steps would take "
+                  f"{clock(needed)}, over the {clock(self.seconds)} budget: stopping at step {stop} "
+                  f"(the learning rate decays to its floor there). Fewer steps give a weaker forecast; "
+                  f"for the full run, raise or remove the TimeBudget callback.", flush=True)
+        if step >= stop:
+            trainer.should_stop = True

@@ -209,14 +209,20 @@ class ForecastModule(L.LightningModule):
         # the per-tensor loop torch picks on the CPU and 1.6x faster there (fused: 4x, last bits differ)
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
                                 foreach=True)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(self.hparams.warmup_steps, total // 2)
+        estimated = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.hparams.warmup_steps, estimated // 2)
         floor = self.hparams.min_lr_ratio
+
+        def total() -> int:
+            # Read at every step: a callback may shorten max_steps mid-run (callbacks.TimeBudget),
+            # and the cosine should then still end at the new stop.
+            steps = self.trainer.max_steps if self._trainer is not None else -1
+            return min(steps, estimated) if steps is not None and steps > 0 else estimated
 
         def schedule(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            progress = min((step - warmup) / max(total() - warmup, 1), 1.0)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
