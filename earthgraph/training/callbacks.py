@@ -168,7 +168,7 @@ class TimeBudget(L.Callback):
         self.configured_steps = trainer.max_steps
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self._start is None or trainer.max_steps is None or trainer.max_steps < 0:
+        if self._start is None or trainer.max_steps < 0:
             return  # no step limit to shorten (an epoch-bounded run)
         step = trainer.global_step
         if self.stop_step is not None:
@@ -195,5 +195,3 @@ class TimeBudget(L.Callback):
                   f"{clock(needed)}, over the {clock(self.seconds)} budget: stopping at step {stop} "
                   f"(the learning rate decays to its floor there). Fewer steps give a weaker forecast; "
                   f"for the full run, raise or remove the TimeBudget callback.", flush=True)
-        if step >= stop:
-            trainer.should_stop = True
