@@ -466,13 +466,15 @@ class GraphDOPForecaster(nn.Module):
         return ModelState(h, amounts)
 
     @with_kernel_backend
-    def decode(self, state: ModelState, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
+    def decode(self, state: ModelState, targets: dict[str, ObsSet], window_start: torch.Tensor,
+               graphs: dict[str, PointGraph] | None = None) -> dict[str, torch.Tensor]:
         """Normalised predictions at the target points: (n, C) per type, or (members, n, C)
         for an ensemble. Channels a budget observes are its component's density there
-        (mean over the k nearest nodes), not a head's output."""
+        (mean over the k nearest nodes), not a head's output. ``graphs``: the targets'
+        :meth:`decoder_graphs`, for a caller that decodes the same points window after window."""
         feats = self.target_features(targets, window_start)
         # The mesh -> point graphs, built once for the heads, the budgets' densities and every member.
-        graphs = self.decoder.graphs(targets, self.mesh)
+        graphs = self.decoder_graphs(targets) if graphs is None else graphs
         if self.members == 1:
             return self._decode_member(state, targets, feats, graphs)
         b = state.h.shape[0] // self.members
@@ -480,6 +482,11 @@ class GraphDOPForecaster(nn.Module):
                                                 None if state.amounts is None else state.amounts[m * b:(m + 1) * b]),
                                      targets, feats, graphs) for m in range(self.members)]
         return {name: torch.stack([p[name] for p in parts]) for name in parts[0]}
+
+    def decoder_graphs(self, targets: dict[str, ObsSet]) -> dict[str, PointGraph]:
+        """The mesh -> point graph of each type's targets. They depend on the points' positions
+        only, so a forecast on a fixed grid builds them once (they were a quarter of a long forecast)."""
+        return self.decoder.graphs(targets, self.mesh)
 
     def target_features(self, targets: dict[str, ObsSet], window_start: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per type, (n, POINT_FORCING_DIM + POINT_STATIC_DIM): the forcing at each target's time

@@ -116,6 +116,8 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
     n_windows = max(lead_window)
     nlat, nlon = len(lat_deg), len(lon_deg)
     out = {p.variable: np.full((len(init_times), len(leads_hours), nlat, nlon), np.nan, np.float32) for p in products}
+    types = list(dict.fromkeys(p.obs_type for p in products))  # each decoded once per lead
+    graphs: dict[int, dict] = {}  # batch size -> the grid's decoder graphs
     for start in range(0, len(init_times), batch_size):
         times = init_times[start:start + batch_size]
         b = len(times)
@@ -135,11 +137,15 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
             if on_step is not None:
                 on_step(state)
             for li in [i for i, kk in enumerate(lead_window) if kk == k]:
+                targets = {name: grid_targets(lat_deg, lon_deg, b, frac[li], len(model.schema[name]["metadata"]))
+                           .to(device) for name in types}
+                if b not in graphs:  # the grid's graphs: the same for every lead and window
+                    graphs[b] = model.decoder_graphs(targets)
+                preds = model.decode(state, targets, wstart, graphs[b])
                 for p in products:
                     spec = model.schema[p.obs_type]
                     c = spec["channels"].index(p.channel)
-                    tgt = grid_targets(lat_deg, lon_deg, b, frac[li], len(spec["metadata"])).to(device)
-                    pred = model.decode(state, {p.obs_type: tgt}, wstart)[p.obs_type]
+                    pred = preds[p.obs_type]
                     if pred.dim() == 3:  # an ensemble's products are its mean
                         pred = pred.mean(dim=0)
                     pred = pred[:, c].float().cpu().numpy()
