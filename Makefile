@@ -25,8 +25,9 @@ setup: $(STAMP)
 
 # The quickstart's OSSE: a year on the 32x64 test grid (the default is 64x128), with
 # the prescribed travelling-wave atmosphere, the synthetic planet, and no wind or
-# Argo observations. The 12-minute CPU model beats persistence on this one; on the
-# default chaotic atmosphere it does not yet (make default; README, "The default OSSE").
+# Argo observations. The quickstart model (8.5 min of CPU training) beats persistence at
+# 24-48 h on this one; on the default chaotic atmosphere it does not yet (make default;
+# README, "The default OSSE").
 QS_SYSTEMS := synop mw_sounder geo_ir leo_ir mw_imager drifter seaice_conc snow soil_moisture
 data: setup
 	$(BIN)/python -m earthgraph.data generate --out $(QS)/data --days 365 --seed 0 --obs-scale 0.5 \
