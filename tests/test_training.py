@@ -555,3 +555,29 @@ def test_every_committed_config_parses_with_the_cli(config):
             if isinstance(value, dict):  # YAML mapping keys may come back as strings
                 value, got = {str(k): v for k, v in value.items()}, {str(k): v for k, v in got.items()}
             assert got == value, f"{config}: {section}.{key} read as {got!r}, written {value!r}"
+
+
+def test_a_store_without_statics_warns_and_declared_types_must_match_the_store(small_osse, tmp_path):
+    import pandas as pd
+
+    from earthgraph.data.ingest import TableSpec, ingest_tables
+
+    out, _ = small_osse
+    # A store made by ingest without --statics: training warns once, naming the store.
+    times = pd.date_range("2020-03-01", "2020-03-12", freq="3h")
+    pd.DataFrame({"time": times, "lat": 52.0, "lon": 5.0, "t": 280.0 + np.arange(len(times)) % 5}
+                 ).to_csv(tmp_path / "t.csv", index=False)
+    ingest_tables(tmp_path / "s.zarr", "synop", [(tmp_path / "t.csv", TableSpec(values={"t2m": "t"}))])
+    with pytest.warns(UserWarning, match=r"s\.zarr has no static fields: the model sees no land-sea mask"):
+        ObservationDataModule(str(tmp_path / "s.zarr"), **PERIODS)
+    # The OSSE's store has them: no warning.
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _datamodule(out)
+    # data.types: a declared type must be in the store as declared.
+    (tmp_path / "types.yaml").write_text(
+        "types:\n- name: synop\n  sphere: atmosphere\n  channels:\n"
+        "  - {name: t2m, units: K, valid_min: 180, valid_max: 340, error: 2.0}\n  metadata: [station_id]\n")
+    with pytest.raises(ValueError, match=r"data\.types: .*types\.yaml declares 'synop' as .*'error': 2\.0.*but store"):
+        _datamodule(out, types=str(tmp_path / "types.yaml"))

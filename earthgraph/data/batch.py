@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from earthgraph.data.obs_types import is_identifier
+
 
 @dataclass
 class ObsSet:
@@ -48,7 +50,7 @@ class ObsSet:
 
 def metadata_features(obs_type_metadata: tuple[str, ...]) -> list[str]:
     """Metadata fields the model sees: angles, not identifiers (``*_id``)."""
-    return [m for m in obs_type_metadata if not m.endswith("_id")]
+    return [m for m in obs_type_metadata if not is_identifier(m)]
 
 
 def columns_to_obsset(cols: dict[str, np.ndarray], meta_names: list[str], mean: np.ndarray, std: np.ndarray,

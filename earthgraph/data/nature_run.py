@@ -42,6 +42,7 @@ from earthgraph.data.spherical_harmonics import GaussianGrid
 from earthgraph.data.statics import GRAVITY, load_statics
 from earthgraph.data.travelling_waves import TravellingWaves, centre_winds
 from earthgraph.data.vorticity import BarotropicModel, JetForcing, grid_rms, scaled_to_grid_rms, spin_up_noise
+from earthgraph.progress import progress
 
 T_MELT = 273.15  # K
 T_FREEZE_SEA = 271.35  # K
@@ -503,13 +504,14 @@ def spun_up_state(planet: Planet, config: NatureRunConfig) -> tuple[SurfaceState
     return state, seconds
 
 
-def run_nature(config: NatureRunConfig) -> xr.Dataset:
+def run_nature(config: NatureRunConfig, show_progress: bool = False) -> xr.Dataset:
     """Integrate the nature run and return its truth as a WB2-layout dataset.
 
     Dimensions ``(time, latitude, longitude)``, latitude ascending in degrees,
     longitude in [0, 360). Static fields ``land_sea_mask``, ``geopotential_at_surface`` and ``cell_area`` and
     the diagnostic ``water_total`` (kg, per output time) are included.
-    The run first spins up for ``spinup_days`` before ``start``.
+    The run first spins up for ``spinup_days`` before ``start``. ``show_progress``: a
+    progress bar over the output times (:mod:`earthgraph.progress`).
     """
     planet = make_planet(config)
     state, seconds = spun_up_state(planet, config)
@@ -517,7 +519,7 @@ def run_nature(config: NatureRunConfig) -> xr.Dataset:
     n_out = output_count(config)
     out = {k: np.empty((n_out, config.nlat, config.nlon)) for k in VARIABLES}
     totals = np.empty(n_out)
-    for n in range(n_out):
+    for n in progress(range(n_out), desc="nature run", unit="step", enabled=show_progress):
         if n > 0:
             state, seconds = integrate(planet, state, seconds, every, config)
         for k, v in diagnose(planet, state, config.mixed_layer_depth_m, seconds).items():

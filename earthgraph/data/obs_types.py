@@ -7,7 +7,9 @@ its ``name``. New types are added with :func:`register`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from earthgraph import SPHERES
 
@@ -39,6 +41,7 @@ class ObservationType:
     metadata: tuple[str, ...] = ()
     description: str = ""
     conventional: bool = False
+    products: tuple["Product", ...] = ()
 
     def __post_init__(self):
         if self.sphere not in SPHERES:
@@ -48,6 +51,12 @@ class ObservationType:
         names = [c.name for c in self.channels]
         if len(set(names)) != len(names):
             raise ValueError(f"observation type {self.name!r}: duplicate channel names {names}")
+        if len(set(self.metadata)) != len(self.metadata):
+            raise ValueError(f"observation type {self.name!r}: duplicate metadata names {list(self.metadata)}")
+        for p in self.products:
+            if p.obs_type != self.name or p.channel not in names:
+                raise ValueError(f"observation type {self.name!r}: product {p.variable!r} names "
+                                 f"{p.obs_type}.{p.channel}, which is not one of its channels {names}")
 
     @property
     def channel_names(self) -> list[str]:
@@ -60,7 +69,10 @@ class ObservationType:
         raise KeyError(f"observation type {self.name!r} has no channel {name!r}; it has {self.channel_names}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.products:  # stores of types without declared products keep their old attributes
+            del d["products"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ObservationType":
@@ -69,7 +81,14 @@ class ObservationType:
             channels=tuple(Channel(**c) for c in d["channels"]),
             metadata=tuple(d.get("metadata", ())), description=d.get("description", ""),
             conventional=bool(d.get("conventional", False)),
+            products=tuple(Product(**p) for p in d.get("products", ())),
         )
+
+
+def is_identifier(metadata: str) -> bool:
+    """Identifiers (station, buoy, float) are the metadata named ``*_id``: stored, and kept
+    as text where a file has text, but never model features."""
+    return metadata.endswith("_id")
 
 
 _REGISTRY: dict[str, ObservationType] = {}
@@ -183,8 +202,17 @@ class Product:
     obs_type: str
     channel: str
     units: str
-    mask: str = "all"
+    mask: Literal["all", "land", "ocean"] = "all"
     headline: bool = False
+
+    def __post_init__(self):
+        if self.mask not in PRODUCT_MASKS:
+            raise ValueError(f"product {self.variable!r}: mask {self.mask!r} is not one of {PRODUCT_MASKS}")
+        if self.sphere not in SPHERES:
+            raise ValueError(f"product {self.variable!r}: sphere {self.sphere!r} is not one of {SPHERES}")
+
+
+PRODUCT_MASKS = ("all", "land", "ocean")
 
 
 DEFAULT_PRODUCTS: tuple[Product, ...] = (
@@ -196,4 +224,38 @@ DEFAULT_PRODUCTS: tuple[Product, ...] = (
     Product("land_surface_temperature", "land", "mw_imager", "lst", "K", "land", headline=True),
     Product("soil_moisture", "land", "soil_moisture", "sm", "1", "land"),
     Product("sea_ice_concentration", "cryosphere", "seaice_conc", "siconc", "1", "ocean", headline=True),
+    # Winds from the AMVs (last, so that the products of stores without them keep their order).
+    Product("u_component_of_wind", "atmosphere", "amv", "u", "m s-1"),
+    Product("v_component_of_wind", "atmosphere", "amv", "v", "m s-1"),
 )
+
+BUILTIN_TYPES = frozenset(_REGISTRY)
+"""The names of the nature run's types; a user's own types are everything else."""
+
+
+def products_for(schema: Mapping[str, Mapping]) -> tuple[Product, ...]:
+    """The gridded (or station) variables a model with this schema forecasts.
+
+    ``schema``: :func:`earthgraph.data.windows.observation_schema`'s, which a
+    checkpoint keeps. Built-in types give :data:`DEFAULT_PRODUCTS` (in that order,
+    first); a type that declares products gives those; any other type of the
+    user's gives one product per channel, named ``<type>_<channel>``, so that a
+    model trained on custom types never writes a forecast without variables.
+    """
+    out = [p for p in DEFAULT_PRODUCTS if p.obs_type in schema and not schema[p.obs_type].get("products")]
+    for name, spec in schema.items():
+        declared = spec.get("products")
+        if declared:
+            out += [Product(**p) for p in declared]
+        elif name not in BUILTIN_TYPES:
+            out += [Product(f"{name}_{c}", spec["sphere"], name, c, u)
+                    for c, u in zip(spec["channels"], spec["units"])]
+    return tuple(out)
+
+
+def type_products(types: Iterable[ObservationType]) -> tuple[Product, ...]:
+    """:func:`products_for` of observation types themselves (a store's, say), without the
+    normalisation statistics a model's schema carries."""
+    return products_for({t.name: {"sphere": t.sphere, "channels": t.channel_names,
+                                  "units": [c.units for c in t.channels],
+                                  "products": [asdict(p) for p in t.products]} for t in types})

@@ -22,86 +22,10 @@ import xarray as xr
 
 from earthgraph.data import obs_types
 from earthgraph.data.grid import EARTH_RADIUS
+from earthgraph.data.sampler import TruthSampler  # lived here before it streamed: still importable from here
 
 SIDEREAL_DAY = 86164.1
 YEAR_SECONDS = 365.2422 * 86400.0
-
-
-class TruthSampler:
-    """Bilinear-in-space, linear-in-time interpolation of gridded truth.
-
-    Fields that exist on one surface only (SST, sea ice over the ocean; skin
-    temperature, soil moisture over land) are NaN on the other. A point is
-    interpolated from the corners of its stencil that have a value, with the
-    bilinear weights renormalised over them, and is NaN when its nearest
-    corner has none (the surface under it is the other one; see ``is_land``):
-    a retrieval next to a coast sees the surface under it, as real coastal
-    products do, and every grid cell of a surface is observed.
-    """
-
-    def __init__(self, truth: xr.Dataset):
-        self.lat = np.radians(truth.latitude.values.astype(np.float64))
-        self.lon = np.radians(truth.longitude.values.astype(np.float64))
-        self.seconds = (truth.time.values.astype("datetime64[s]").astype(np.int64)).astype(np.float64)
-        self.truth = truth
-        self._cache: dict[str, np.ndarray] = {}
-        self.land = truth["land_sea_mask"].values > 0.5
-
-    def field(self, name: str) -> np.ndarray:
-        if name not in self._cache:
-            if name not in self.truth:
-                raise KeyError(f"truth has no variable {name!r}; it has {sorted(self.truth.data_vars)}")
-            self._cache[name] = self.truth[name].values.astype(np.float64)
-        return self._cache[name]
-
-    @property
-    def t_start(self) -> float:
-        return float(self.seconds[0])
-
-    @property
-    def t_end(self) -> float:
-        return float(self.seconds[-1])
-
-    def _weights(self, lat, lon):
-        nlat, nlon = len(self.lat), len(self.lon)
-        dlat = self.lat[1] - self.lat[0]
-        dlon = self.lon[1] - self.lon[0]
-        y = np.clip((lat - self.lat[0]) / dlat, 0.0, nlat - 1.000001)
-        j0 = np.floor(y).astype(np.int64)
-        wy = y - j0
-        x = np.mod(lon - self.lon[0], 2 * np.pi) / dlon
-        i0 = np.floor(x).astype(np.int64) % nlon
-        wx = x - np.floor(x)
-        return j0, np.minimum(j0 + 1, nlat - 1), wy, i0, (i0 + 1) % nlon, wx
-
-    def sample(self, name: str, seconds, lat_deg, lon_deg) -> np.ndarray:
-        """Truth of ``name`` at points (degrees) and times (seconds since 1970)."""
-        f = self.field(name)
-        s = np.clip((np.asarray(seconds, np.float64) - self.seconds[0]) / (self.seconds[1] - self.seconds[0]), 0.0, len(self.seconds) - 1.000001)
-        k0 = np.floor(s).astype(np.int64)
-        wt = s - k0
-        k1 = np.minimum(k0 + 1, len(self.seconds) - 1)
-        j0, j1, wy, i0, i1, wx = self._weights(np.radians(lat_deg), np.radians(lon_deg))
-
-        corners = [(j0, i0, (1 - wy) * (1 - wx)), (j0, i1, (1 - wy) * wx), (j1, i0, wy * (1 - wx)), (j1, i1, wy * wx)]
-        nearest = _nearest_corner(j0, j1, wy, i0, i1, wx)
-
-        def at(k):
-            values = [f[k, j, i] for j, i, _ in corners]
-            weights = [np.where(np.isfinite(v), w, 0.0) for v, (_, _, w) in zip(values, corners)]
-            total = sum(weights)
-            acc = sum(w * np.where(w > 0, v, 0.0) for v, w in zip(values, weights))
-            return np.where(np.isfinite(f[(k, *nearest)]), acc / np.where(total > 0, total, 1.0), np.nan)
-
-        return (1 - wt) * at(k0) + wt * at(k1)
-
-    def is_land(self, lat_deg, lon_deg) -> np.ndarray:
-        return self.land[_nearest_corner(*self._weights(np.radians(lat_deg), np.radians(lon_deg)))]
-
-
-def _nearest_corner(j0, j1, wy, i0, i1, wx) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of the grid point nearest each point, from ``TruthSampler._weights``."""
-    return np.where(wy < 0.5, j0, j1), np.where(wx < 0.5, i0, i1)
 
 
 def _unit_vectors(lat_deg, lon_deg):

@@ -10,7 +10,9 @@ Layout::
         lat, lon  float64 (n,)  degrees, lon in [-180, 180)
         values    float32 (n, C)
         error     float32 (n, C) observation-error standard deviation
-        <meta>    float32 (n,)  one column per metadata field
+        <meta>    float32 (n,)  one column per metadata field; a text identifier (station
+                                "06260") is stored as an integer code, its text in the
+                                group's ``codes`` attribute (``codes[field][code]``)
         window_start int64 (B+1,) first row of each index bin
 
 ``window_start[b]`` is the first row with ``time >= index_origin +
@@ -97,7 +99,9 @@ class StoreWriter:
 
     def __init__(self, path: str | os.PathLike, obs_types: list[ObservationType], *,
                  provenance: dict | None = None, index_resolution_s: int = 3600, overwrite: bool = False,
-                 storage_options: dict | None = None):
+                 storage_options: dict | None = None, codes: dict[str, dict[str, list[str]]] | None = None):
+        """``codes``: per type and metadata field, the text of each integer code the field's
+        column holds (``{"synop": {"station_id": ["06260", "10384"]}}``)."""
         # An fsspec URL is written locally first and uploaded on a clean exit (``_publish_url``).
         self.url = str(path) if "://" in str(path) else None
         self.storage_options = storage_options or {}
@@ -131,6 +135,14 @@ class StoreWriter:
         self._root = None
         self._static: dict[str, np.ndarray] = {}
         self._static_coords: tuple[np.ndarray, np.ndarray] | None = None
+        self.codes = {name: {m: list(map(str, texts)) for m, texts in fields.items()}
+                      for name, fields in (codes or {}).items()}
+        unknown = sorted(set(self.codes) - set(self.types))
+        unknown += [f"{n}.{m}" for n, fields in self.codes.items() if n in self.types
+                    for m in fields if m not in self.types[n].metadata]
+        if unknown:
+            self._drop_staging()
+            raise StoreError(f"store {self.name}: codes given for {unknown}, which are not declared metadata")
 
     def add_static(self, lat_deg: np.ndarray, lon_deg: np.ndarray, fields: dict[str, np.ndarray]) -> None:
         """Static gridded fields (land-sea mask, orography) that models may use as inputs.
@@ -265,6 +277,8 @@ class StoreWriter:
                 "stats": self._stats[name].as_dict(),
                 "rows": self._rows[name],
             })
+            if self.codes.get(name):
+                g.attrs["codes"] = self.codes[name]
         if self._static_coords is not None:
             sg = self._root.create_group(STATIC_GROUP)
             for k, v in {"latitude": self._static_coords[0], "longitude": self._static_coords[1], **self._static}.items():
@@ -320,6 +334,12 @@ class ObservationStore:
             return {}
         g = self.root[STATIC_GROUP]
         return {k: g[k][...] for k in g.array_keys()}
+
+    def codes(self, name: str) -> dict[str, list[str]]:
+        """Per metadata field stored as codes, the text of each code (``codes[field][code]``);
+        empty for a type whose metadata are all numbers."""
+        self.obs_type(name)
+        return {m: list(texts) for m, texts in dict(self.root[name].attrs.get("codes", {})).items()}
 
     def stats(self, name: str) -> dict:
         """Per-channel count, mean and standard deviation over the whole store (kept in its attributes)."""

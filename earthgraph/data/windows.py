@@ -18,6 +18,7 @@ the memoryless model otherwise never sees.
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -63,6 +64,8 @@ def observation_schema(store: ObservationStore, stats_period: tuple | None = Non
             "mean": [float(m) for m in stats["mean"]],
             "std": [float(x) for x in std],
         }
+        if t.products:  # the gridded variables a user's type declares (obs_types.products_for)
+            schema[name]["products"] = [asdict(p) for p in t.products]
     return schema
 
 

@@ -10,7 +10,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from earthgraph.data.obs_types import DEFAULT_PRODUCTS
+from earthgraph.data.obs_types import products_for
+from earthgraph.progress import clock
 
 
 class ThroughputMonitor(L.Callback):
@@ -34,13 +35,6 @@ class ThroughputMonitor(L.Callback):
         module.log("train/samples_per_second", samples / seconds, on_step=True, on_epoch=False, batch_size=samples)
         module.log("train/observations_per_second", observations / seconds, on_step=True, on_epoch=False,
                    batch_size=samples)
-
-
-def clock(seconds: float) -> str:
-    """Seconds as h:mm:ss (or m:ss under an hour)."""
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
 
 
 class ProgressLine(L.Callback):
@@ -82,11 +76,17 @@ class ProgressLine(L.Callback):
 class ForecastMaps(L.Callback):
     """After every ``every_n_validations``-th validation, forecasts ``variables`` on a
     global ``grid_degrees`` grid from the first validation initialisation, at
-    ``lead_hours``, and logs the maps as images (W&B loggers only)."""
+    ``lead_hours``, and logs the maps as images (W&B loggers only).
+
+    ``variables`` default to the model's headline products, or all its products
+    when none is a headline one (a model of a user's own types,
+    :func:`~earthgraph.data.obs_types.products_for`). A named variable the model
+    does not forecast is an error at the first validation, naming the ones it does.
+    """
 
     def __init__(self, variables: list[str] | None = None, lead_hours: float = 24.0, grid_degrees: float = 4.0,
                  every_n_validations: int = 1):
-        self.variables = variables or [p.variable for p in DEFAULT_PRODUCTS if p.headline]
+        self.variables = variables
         self.lead_hours, self.grid_degrees, self.every = lead_hours, grid_degrees, every_n_validations
         self._validations = 0
 
@@ -100,7 +100,13 @@ class ForecastMaps(L.Callback):
             return
         if (self._validations - 1) % self.every or not trainer.is_global_zero:
             return
-        images = forecast_map_images(module.model, dataset, self.variables, self.lead_hours, self.grid_degrees)
+        products = products_for(module.model.schema)
+        variables = self.variables or ([p.variable for p in products if p.headline] or [p.variable for p in products])
+        unknown = sorted(set(variables) - {p.variable for p in products})
+        if unknown:
+            raise ValueError(f"ForecastMaps: variables {unknown} are not forecast by this model; it forecasts "
+                             f"{[p.variable for p in products]}")
+        images = forecast_map_images(module.model, dataset, variables, self.lead_hours, self.grid_degrees)
         for name, image in images.items():
             for lg in loggers:
                 lg.log_image(key=f"maps/{name}", images=[image], step=trainer.global_step)
@@ -115,7 +121,7 @@ def forecast_map_images(model, dataset, variables: list[str], lead_hours: float,
 
     from earthgraph.training.predict import forecast_on_grid
 
-    products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in variables and p.obs_type in model.schema)
+    products = tuple(p for p in products_for(model.schema) if p.variable in variables)
     lat = np.arange(-90 + grid_degrees / 2, 90, grid_degrees)
     lon = np.arange(0, 360, grid_degrees)
     was_training = model.training

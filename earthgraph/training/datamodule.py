@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import lightning as L
 import numpy as np
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from earthgraph.data.obs_types import ObservationType
 from earthgraph.data.store import ObservationStore
+from earthgraph.data.type_files import read_types
 from earthgraph.training.threads import single_thread_worker
 from earthgraph.data.windows import (
     WindowDataset,
@@ -84,6 +88,17 @@ def check_periods_disjoint(periods: dict[str, tuple[str, str] | None]) -> None:
                                  "must be disjoint")
 
 
+def check_declared_types(store: ObservationStore, declared: list[ObservationType], source: str) -> None:
+    """Raise unless every declared type is in ``store`` with the same definition."""
+    for t in declared:
+        if t.name not in store.type_names:
+            raise ValueError(f"data.types: {source} declares {t.name!r}, which store {store.path} does not hold; "
+                             f"it holds {store.type_names}")
+        if store.obs_type(t.name) != t:
+            raise ValueError(f"data.types: {source} declares {t.name!r} as {t.to_dict()}, but store {store.path} "
+                             f"holds it as {store.obs_type(t.name).to_dict()}")
+
+
 class ObservationDataModule(L.LightningDataModule):
     """Windows of a store for training, validation and testing.
 
@@ -104,7 +119,11 @@ class ObservationDataModule(L.LightningDataModule):
     windows before its initialisation to cycle through (see :mod:`earthgraph.training.cycling`)
     instead of the packed input windows. ``history_windows`` gives chosen types more input windows
     than ``input_windows`` (``{"soil_moisture": 20}``: ten days of retrievals of a slow field; see
-    :mod:`earthgraph.data.windows`).
+    :mod:`earthgraph.data.windows`). ``types``: a YAML file of observation types
+    (:mod:`earthgraph.data.type_files`) the store must hold as declared; a type declared
+    there but missing from the store, or stored with another definition, is refused.
+    A store without static fields trains with a warning: the model then sees no land-sea
+    mask or orography.
     """
 
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
@@ -113,17 +132,23 @@ class ObservationDataModule(L.LightningDataModule):
                  dropout: dict[str, float] | str | None = None, max_targets_per_type: int | None = None,
                  input_windows: int = 1, seed: int = 0, in_memory: bool = True,
                  storage_options: dict | None = None, predict_period: tuple[str, str] | None = None,
-                 cycle_windows: int = 0, history_windows: dict[str, int] | None = None):
+                 cycle_windows: int = 0, history_windows: dict[str, int] | None = None, types: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         check_periods_disjoint({"train_period": train_period, "val_period": val_period, "test_period": test_period})
         self.store = ObservationStore(store, storage_options)
+        if types is not None:
+            check_declared_types(self.store, read_types(types), types)
         # Normalisation from the training period only: the statistics go into the checkpoint.
         self.schema = observation_schema(self.store, tuple(train_period))
         self.history = check_history_windows(history_windows, self.schema, input_windows)
         self.dropout = resolve_dropout(self.store, dropout)
         static = self.store.static()
         self.static = {k: v.tolist() for k, v in static.items()} if static else None
+        if not static:
+            warnings.warn(f"observation store {store} has no static fields: the model sees no land-sea mask or "
+                          "orography (zeros in their place). Add them with `python -m earthgraph.data ingest "
+                          "--statics synthetic|climt|FILE` (README, 'Your own observations')", stacklevel=2)
         self.window_hours = window_hours
         self._datasets: dict[str, WindowDataset] = {}
         self._sampler: ResumableShuffleSampler | None = None
