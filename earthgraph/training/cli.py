@@ -13,12 +13,26 @@ from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.writers import ForecastWriter
 
+# Top-level options of `train.py predict` that configure its ForecastWriter's station forecasts.
+STATION_OPTIONS = {"stations": "stations", "station_variables": "station_variables",
+                   "station_leads": "station_leads_hours"}
+
 
 class EarthgraphCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--threads", type=Optional[int], default=None,
                             help="CPU threads of the training process (default: the cores available less one per "
                                  "DataLoader worker; see earthgraph.training.threads)")
+        # Station forecasts from the command line, without a ForecastWriter in the config
+        # (every subcommand parses them; only predict accepts them: before_instantiate_classes).
+        parser.add_argument("--stations", type=Optional[str], default=None,
+                            help="predict only: a CSV or parquet station list (columns id, lat, lon[, elevation]); "
+                                 "writes forecast_stations.zarr and forecast_stations.parquet beside forecast.zarr")
+        parser.add_argument("--station_variables", type=str, nargs="+", default=None,
+                            help="predict only: products (air_temperature) or heads (synop.t2m) to forecast at "
+                                 "the stations (default: every product)")
+        parser.add_argument("--station_leads", type=float, nargs="+", default=None,
+                            help="predict only: station forecast leads in hours (default: the gridded forecast's)")
         # The model's input/output layout is the data's: declared once, in data.
         parser.link_arguments("data.schema", "model.schema", apply_on="instantiate")
         parser.link_arguments("data.static", "model.static", apply_on="instantiate")
@@ -27,6 +41,10 @@ class EarthgraphCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         threads.apply(int(config.get("data", {}).get("num_workers", 0) or 0), config.get("threads"))
+        given = [f"--{k}" for k in STATION_OPTIONS if config.get(k) is not None]
+        if given and self.subcommand != "predict":
+            raise ValueError(f"{', '.join(given)}: station forecasts are made by `train.py predict` only, not "
+                             f"`{self.subcommand or 'train.py'}`")
 
     def _finish_wandb(self) -> None:
         # Close the W&B run so that an offline run is complete on disk for `wandb sync`.
@@ -45,8 +63,15 @@ class EarthgraphCLI(LightningCLI):
 
     def before_predict(self) -> None:
         # `train.py predict` writes its forecasts without extra configuration.
-        if not any(isinstance(cb, ForecastWriter) for cb in self.trainer.callbacks):
-            self.trainer.callbacks.append(ForecastWriter(str(Path(self.trainer.default_root_dir) / "predictions")))
+        writers = [cb for cb in self.trainer.callbacks if isinstance(cb, ForecastWriter)]
+        if not writers:
+            writers = [ForecastWriter(str(Path(self.trainer.default_root_dir) / "predictions"))]
+            self.trainer.callbacks.append(writers[0])
+        config = self.config[self.subcommand]
+        for option, attribute in STATION_OPTIONS.items():  # the command line's options win over the config's writer
+            if config.get(option) is not None:
+                for writer in writers:
+                    setattr(writer, attribute, config[option])
 
     def after_predict(self) -> None:
         self._finish_wandb()

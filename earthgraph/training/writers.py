@@ -1,5 +1,6 @@
-"""``train.py predict``: forecasts written as a WeatherBench2-layout zarr (gridded) and
-as an observation store (the forecast at every verifying observation).
+"""``train.py predict``: forecasts written as a WeatherBench2-layout zarr (gridded), as an
+observation store (the forecast at every verifying observation) and, given a station
+list, at stations (a zarr and a tidy table).
 
 The observation-space store has one group per observation type, with the type's
 channels in physical units (clipped to their valid ranges; an ensemble's mean),
@@ -10,18 +11,29 @@ observation's value, NaN where that channel was not observed), so that the store
 alone is enough for observation-space verification
 (``earthgraph.scoring.obs_space``). Rows are sorted by time; an observation
 verified by several initialisations appears once for each.
+
+Station forecasts (:func:`earthgraph.training.predict.station_forecasts`) are written
+as ``forecast_stations.zarr`` (dims time, prediction_timedelta, [realization,]
+station) and as a tidy table, ``forecast_stations.parquet``, one row per value
+(:func:`station_table`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+import xarray as xr
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from earthgraph.data.atomic import sibling_path
 from earthgraph.data.generate import write_zarr_atomic
-from earthgraph.data.obs_types import DEFAULT_PRODUCTS, Channel, ObservationType
+from earthgraph.data.obs_types import Channel, ObservationType, products_for
+from earthgraph.data.stations import read_stations
 from earthgraph.data.store import StoreWriter, observed_column
 
 
@@ -87,24 +99,89 @@ def write_observation_forecasts(path: Path, schema: dict, batches: list[dict], p
     return rows
 
 
+TABLE_COLUMNS = ("station", "init_time", "lead_hours", "valid_time", "variable", "value")
+
+
+def station_table(ds: xr.Dataset) -> pd.DataFrame:
+    """A station forecast dataset (dims time, prediction_timedelta, [realization,] station) as a
+    tidy table: one row per value, columns ``station, init_time, lead_hours, valid_time,
+    variable, [realization,] value``; rows by variable, then time, lead, [member,] station."""
+    dims = ("time", "prediction_timedelta") + (("realization",) if "realization" in ds.dims else ()) + ("station",)
+    shape = tuple(ds.sizes[d] for d in dims)
+    index = np.indices(shape).reshape(len(dims), -1)  # every value's position, C order
+    init = ds["time"].values[index[0]]
+    lead = ds["prediction_timedelta"].values[index[1]]
+    parts = []
+    for name in ds.data_vars:
+        part = {"station": ds["station"].values[index[-1]], "init_time": init,
+                "lead_hours": lead / np.timedelta64(1, "h"), "valid_time": init + lead,
+                "variable": np.full(index.shape[1], name, dtype=object)}
+        if "realization" in dims:
+            part["realization"] = ds["realization"].values[index[2]]
+        part["value"] = ds[name].transpose(*dims).values.reshape(-1)
+        parts.append(pd.DataFrame(part))
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_table_atomic(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table as CSV when ``path`` ends in ``.csv``, else as parquet, beside ``path``
+    and moved into place when complete (a reader never sees half a file)."""
+    path = Path(path)
+    tmp = sibling_path(path, "tmp")
+    try:
+        if path.suffix.lower() == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_station_forecasts(ds: xr.Dataset, zarr_path: str | os.PathLike, table_path: str | os.PathLike) -> None:
+    """Write station forecasts as a zarr and as a tidy table (:func:`station_table`), each atomically."""
+    write_zarr_atomic(ds, zarr_path)
+    write_table_atomic(station_table(ds), table_path)
+
+
 class ForecastWriter(BasePredictionWriter):
     """Writes ``forecast.zarr`` (gridded, WB2 layout: time, prediction_timedelta, latitude,
-    longitude) and ``forecast_obs.zarr`` (observation space) into ``out_dir``.
+    longitude) and ``forecast_obs.zarr`` (observation space) into ``out_dir``; given
+    ``stations``, also ``forecast_stations.zarr`` and ``forecast_stations.parquet``.
 
     The grid is the store's static grid when it has one, else a regular
     ``grid_degrees`` grid; ``leads_hours`` default to every window of the rollout.
     A cycling model forecasts from its cycled analyses: one cycle from a cold start
     ``spin_up_days`` before the first initialisation (or when the store starts).
+    ``stations``: a CSV or parquet station list (:mod:`earthgraph.data.stations`);
+    ``station_variables``: products or ``<type>.<channel>`` heads (default: every
+    product; :func:`earthgraph.training.predict.station_heads`);
+    ``station_leads_hours``: default the gridded forecast's leads.
     """
 
     def __init__(self, out_dir: str = "outputs/predictions", leads_hours: list[float] | None = None,
-                 grid_degrees: float = 2.0, spin_up_days: float = 10.0):
+                 grid_degrees: float = 2.0, spin_up_days: float = 10.0, stations: str | None = None,
+                 station_variables: list[str] | None = None, station_leads_hours: list[float] | None = None):
         super().__init__(write_interval="epoch")
         self.out_dir, self.leads_hours, self.grid_degrees = Path(out_dir), leads_hours, grid_degrees
         self.spin_up_days = spin_up_days
+        self.stations, self.station_variables = stations, station_variables
+        self.station_leads_hours = station_leads_hours
+        self._station_list = None
 
     def on_predict_start(self, trainer, module) -> None:
         module.predict_start_states = None
+        if self.stations is None and (self.station_variables or self.station_leads_hours):
+            raise ValueError("ForecastWriter: station_variables or station_leads_hours given without stations "
+                             "(a station list, CSV or parquet)")
+        if self.station_leads_hours and min(self.station_leads_hours) <= 0:
+            raise ValueError(f"ForecastWriter: station_leads_hours {self.station_leads_hours} must be positive hours")
+        if self.stations is not None:  # a bad list or variable fails now, not after the whole prediction
+            from earthgraph.training.predict import station_heads
+
+            station_heads(module.model.schema, self.station_variables)
+            self._station_list = read_stations(self.stations)
         if module.model.cycling:
             from earthgraph.training.predict import cycled_analyses
 
@@ -131,12 +208,26 @@ class ForecastWriter(BasePredictionWriter):
             lon = np.arange(0, 360, self.grid_degrees)
         window_hours = model.window_seconds / 3600.0
         leads = self.leads_hours or [window_hours * (k + 1) for k in range(dataset.rollout)]
-        products = tuple(p for p in DEFAULT_PRODUCTS if p.obs_type in model.schema)
+        products = products_for(model.schema)
         land = np.asarray(static["land_sea_mask"]) if "land_sea_mask" in static else None
+        starts = getattr(module, "predict_start_states", None)
         with torch.no_grad():
             ds = forecast_on_grid(model, dataset, dataset.init_times, leads, lat, lon, products, land,
-                                  start_states=getattr(module, "predict_start_states", None))
+                                  start_states=starts, progress=True)
         write_zarr_atomic(ds, self.out_dir / "forecast.zarr")
         summary = ", ".join(f"{k} {v}" for k, v in rows.items())
         print(f"predict: {len(dataset)} initialisations -> {self.out_dir / 'forecast.zarr'} "
               f"({len(products)} variables, leads {leads} h) and {self.out_dir / 'forecast_obs.zarr'} ({summary} rows)")
+        if self.stations is not None:
+            self._write_stations(model, dataset, self.station_leads_hours or leads, starts)
+
+    def _write_stations(self, model, dataset, leads: Sequence[float], starts) -> None:
+        from earthgraph.training.predict import station_forecasts
+
+        stations = self._station_list if self._station_list is not None else read_stations(self.stations)
+        ds = station_forecasts(model, dataset, dataset.init_times, leads, stations, self.station_variables,
+                               start_states=starts, progress=True)
+        zarr_path, table_path = self.out_dir / "forecast_stations.zarr", self.out_dir / "forecast_stations.parquet"
+        write_station_forecasts(ds, zarr_path, table_path)
+        print(f"predict: {len(stations)} stations from {stations.source} -> {zarr_path} and {table_path} "
+              f"({', '.join(ds.data_vars)}; leads {list(leads)} h)")
