@@ -25,7 +25,13 @@ lead (--by valid). A cycling checkpoint is scored as the cycled system (its
 cycle spun up --spin-up-days before the first initialisation) and, beside it,
 as its memoryless self (<name>_memoryless).
 
-Writes into --out:
+Inputs are zarr stores on disk or at fsspec URLs (memory://, file://, s3://, gs:// with
+their fsspec package; --storage-options for credentials), read lazily: the scoring runs
+chunk by chunk of initialisations (--chunk-inits), so forecasts larger than memory are
+scored, on this machine's threads or on a dask.distributed cluster (--scheduler).
+
+Writes into --out (default outputs/evaluate/<forecast>-<UTC time>; a folder that holds
+an earlier evaluation's results is refused unless --overwrite):
   forecast.zarr            the model's gridded forecasts (checkpoint mode)
   scores/<forecast>.nc     WB2 results layout, per variable (metric, region, lead_time[, level])
   scores.csv               every score: forecast,sphere,variable,region,lead_hours,level,metric,value
@@ -46,20 +52,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from earthgraph.scoring import baselines, diagnostics, evaluation, obs_space, plots, scorecard
-from earthgraph.scoring.climatology import hourly_dayofyear_climatology
+from earthgraph.scoring import baselines, chunked, diagnostics, evaluation, obs_space, plots, scorecard, sources
+from earthgraph.scoring.climatology import check_hours, hourly_dayofyear_climatology
 from earthgraph.scoring.regions import WB2_REGIONS, standard_regions
 
 BASELINES = ("persistence", "climatology", "perfect_model")
+# What an evaluation writes into --out: a folder holding any of them holds another run's results.
+RESULTS = ("scores.csv", "scores", "scorecard.png", "forecast.zarr", "forecast_obs.zarr", "obs_space.csv",
+           "diagnostics.json")
+DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")
+
+
+class DeviceUnavailableError(RuntimeError):
+    """--device names a device this machine does not have."""
 
 
 class Stopwatch:
@@ -81,16 +97,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--checkpoint", default=None,
                      help="a Lightning checkpoint of an earthgraph model (default, when --forecast is not given: "
                           "outputs/quickstart/checkpoints/last.ckpt)")
-    src.add_argument("--forecast", default=None, help="a WB2-layout forecast zarr from any model")
+    src.add_argument("--forecast", default=None, help="a WB2-layout forecast zarr from any model (a path or an fsspec "
+                                                      "URL: memory://, file://, s3://, gs:// ...)")
     src.add_argument("--name", default=None, help="the scored forecast's name in the results (default: earthgraph "
                                                   "for a checkpoint, the zarr's stem for --forecast)")
     data = p.add_argument_group("truth and observations")
-    data.add_argument("--data-dir", default="outputs/quickstart/data", help="folder with truth.zarr and obs.zarr")
+    data.add_argument("--data-dir", default="outputs/quickstart/data",
+                      help="folder (or URL) with truth.zarr and obs.zarr")
     data.add_argument("--truth", default=None, help="gridded truth zarr, dims (time, [level,] latitude, longitude) "
                                                     "(default: DATA_DIR/truth.zarr)")
     data.add_argument("--store", default=None,
                       help="observation store (default: DATA_DIR/obs.zarr); with --forecast, the gridded forecast "
                            "is also verified at its observations (bilinear in space, linear in lead)")
+    data.add_argument("--storage-options", type=json.loads, default=None, metavar="JSON",
+                      help="fsspec options for the URL inputs, e.g. '{\"anon\": true}' (credentials, caching)")
     data.add_argument("--variables", nargs="+", default=None, help="variables to score (default: all the forecast "
                                                                    "and the truth share)")
     when = p.add_argument_group("initialisations and leads")
@@ -106,8 +126,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     when.add_argument("--init-every-hours", type=float, default=12.0,
                       help="spacing of initialisations and verified valid times (checkpoint)")
     clim = p.add_argument_group("climatology (for acc and the climatology baseline)")
-    clim.add_argument("--climatology", default=None, help="a WB2 climatology zarr (hour, dayofyear, ...) to use "
-                                                          "instead of computing one from the truth")
+    clim.add_argument("--climatology", default=None,
+                      help="a WB2 climatology zarr (hour, dayofyear, ...) to use instead of computing one from the "
+                           "truth; computing one needs ~64 x 366 bytes of work per grid point and level (24 GB at "
+                           "0.25 degrees) plus its output, so give one at that scale")
     clim.add_argument("--climatology-period", nargs=2, metavar=("START", "END"), default=None,
                       help="truth period averaged into the climatology (default: the checkpoint's training period)")
     clim.add_argument("--climatology-window-days", type=int, default=61, help="WB2's smoothing window, days")
@@ -123,11 +145,40 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="any NaN inside a region makes its score NaN (WB2's default); by default points where "
                             "the truth is NaN (land for SST, ocean for soil moisture) are left out, while a NaN "
                             "forecast where the truth exists still makes the score NaN")
+    score.add_argument("--chunk-inits", type=int, default=None, metavar="N",
+                       help="initialisations scored per chunk (default: all at once when the scoring is estimated "
+                            "under 4 GiB, exactly as in memory; else chunks of about 256 MiB)")
+    score.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the scoring on this dask.distributed scheduler (tcp://host:8786; needs "
+                            "pip install earthgraph[distributed]); default: this machine's threads")
     obs = p.add_argument_group("observation-space verification")
     obs.add_argument("--forecast-obs", default=None, help="a forecast store from train.py predict to verify "
                                                           "(checkpoint mode makes its own)")
     obs.add_argument("--lead-bin-hours", type=float, default=None, help="lead bins (default: the window length)")
     obs.add_argument("--no-obs-space", action="store_true", help="skip observation-space verification")
+    sta = p.add_argument_group("station verification (against point observations)")
+    sta.add_argument("--stations-obs", default=None, metavar="TABLE_OR_STORE",
+                     help="point observations to verify at: a parquet/CSV table (long: station, time, variable, "
+                          "value, lat, lon[, elevation]; or --stations-layout wide) or an observation store. Without "
+                          "a gridded truth (no --truth, no DATA_DIR/truth.zarr) only the stations are scored")
+    sta.add_argument("--stations-layout", choices=("long", "wide"), default="long", help="the table's layout")
+    sta.add_argument("--stations-forecast", action="append", default=[], metavar="ZARR",
+                     help="a station forecast (dims time, prediction_timedelta, [realization,] station; e.g. train.py "
+                          "predict's forecast_stations.zarr) to score too (repeat for several)")
+    sta.add_argument("--stations-variables", nargs="+", default=None,
+                     help="checkpoint mode: the heads forecast at the stations, products or <type>.<channel> "
+                          "(default: every product the observations hold)")
+    sta.add_argument("--interpolation", nargs="+", choices=("nearest", "bilinear"), default=["bilinear"],
+                     help="how a gridded forecast is taken to the stations (each scored as <name>_<method>)")
+    sta.add_argument("--stations-tolerance-minutes", type=float, default=0.0,
+                     help="largest gap between a forecast's valid time and the observation paired with it")
+    sta.add_argument("--persistence-max-age-hours", type=float, default=None,
+                     help="station persistence is the latest observation at most this old at the initialisation "
+                          "(default: the observation exactly at it)")
+    sta.add_argument("--block-length", default="auto",
+                     help="bootstrap blocks of consecutive initialisations: a number, auto (Wilks' rule from the "
+                          "lag-1 autocorrelation) or cube_root")
+    sta.add_argument("--bootstrap-resamples", type=int, default=1000)
     diag = p.add_argument_group("physical diagnostics (checkpoint mode)")
     when.add_argument("--spin-up-days", type=float, default=10.0,
                       help="a cycling checkpoint's cycle starts cold this long before the first initialisation "
@@ -136,33 +187,105 @@ def parse_args(argv=None) -> argparse.Namespace:
     diag.add_argument("--diagnostic-days", type=float, default=365.0,
                       help="length of the long forecast (0: skip); shortened to what the truth covers")
     out = p.add_argument_group("outputs")
-    out.add_argument("--out", default="outputs/quickstart", help="output folder")
+    out.add_argument("--out", default=None, help="output folder (default: outputs/evaluate/<forecast>-<UTC time>, "
+                                                 "a new one each run)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="write into an --out that holds an earlier evaluation's results, replacing them")
     out.add_argument("--map-lead", type=float, default=24.0, help="lead of the maps, hours")
     out.add_argument("--wandb-dir", default=None, help="also log pictures and tables to a W&B run in this folder")
     out.add_argument("--wandb-project", default="earthgraph")
     out.add_argument("--wandb-run-id", default=None,
                      help="add to this run (e.g. the training run) instead of a new one")
     p.add_argument("--batch-size", type=int, default=8, help="initialisations per model call")
+    p.add_argument("--device", type=_device_choice, default="cpu",
+                   help="where the checkpoint's model runs: cpu (default), cuda, cuda:N, or auto (CUDA when there "
+                        "is one)")
     args = p.parse_args(argv)
     if args.checkpoint and args.forecast:
         p.error("give --checkpoint or --forecast, not both")
     if not args.forecast and not args.checkpoint:
         args.checkpoint = "outputs/quickstart/checkpoints/last.ckpt"
+    if args.chunk_inits is not None and args.chunk_inits < 1:
+        p.error(f"--chunk-inits must be at least 1, got {args.chunk_inits}")
+    if args.block_length not in ("auto", "cube_root"):
+        if not args.block_length.isdigit() or int(args.block_length) < 1:
+            p.error(f"--block-length: a positive number, auto or cube_root, got {args.block_length!r}")
+        args.block_length = int(args.block_length)
+    if args.stations_forecast and not args.stations_obs:
+        p.error("--stations-forecast needs --stations-obs (the observations to verify it against)")
     return args
 
 
-def _require(path: Path, what: str) -> Path:
-    if not path.exists():
-        sys.exit(f"evaluate.py: {what} {path} does not exist")
-    return path
+def _device_choice(text: str) -> str:
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: give cpu, cuda, cuda:N or auto")
+    return text
 
 
-def _open_zarr(path: Path, what: str) -> xr.Dataset:
-    _require(path, what)
+def model_device(choice: str):
+    """The torch device of ``--device`` (cpu, cuda, cuda:N, auto: CUDA when available).
+    Raises :class:`DeviceUnavailableError` for a CUDA device this machine lacks."""
+    import torch
+
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise DeviceUnavailableError(f"--device {choice}: this machine has {count} CUDA device(s) (torch "
+                                         f"{torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu "
+                                         "or auto")
+    return device
+
+
+def output_dir(args) -> Path:
+    """--out, or a new outputs/evaluate/<forecast>-<UTC time>; refuses (exits) a folder that
+    holds an earlier evaluation's results (:data:`RESULTS`) unless --overwrite."""
+    if args.out is None:
+        name = args.name or ("earthgraph" if args.checkpoint else sources.stem(args.forecast))
+        base = Path("outputs/evaluate") / f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+        out, n = base, 1
+        while out.exists():  # two runs in one second
+            out, n = base.with_name(f"{base.name}-{n}"), n + 1
+        return out
+    out = Path(args.out)
+    earlier = [r for r in RESULTS if (out / r).exists()]
+    if earlier and not args.overwrite:
+        sys.exit(f"evaluate.py: --out {out} holds an earlier evaluation's results ({', '.join(earlier)}); give "
+                 "another --out, or --overwrite to replace them")
+    return out
+
+
+def connect_scheduler(address: str):
+    """A dask.distributed Client of the cluster at ``address``, the default scheduler from
+    now on; exits with a message when the package is missing or the cluster unreachable."""
     try:
-        return xr.open_zarr(path, consolidated=False)
-    except Exception as err:  # a corrupt or foreign file: say which
-        sys.exit(f"evaluate.py: cannot read {what} {path}: {err}")
+        from distributed import Client
+    except ImportError:
+        sys.exit("evaluate.py: --scheduler needs dask.distributed: pip install 'earthgraph[distributed]'")
+    try:
+        return Client(address)  # waits distributed.comm.timeouts.connect (30 s) for it
+    except (OSError, TimeoutError) as err:
+        sys.exit(f"evaluate.py: --scheduler {address}: cannot connect: {err}")
+
+
+def _require(location: str | Path, what: str, storage_options: dict | None = None) -> str | Path:
+    """``location`` (a Path, or the URL as given), after checking that it exists."""
+    try:
+        if not sources.exists(location, storage_options):
+            sys.exit(f"evaluate.py: {what} {location} does not exist")
+    except sources.MissingInputError as err:
+        sys.exit(f"evaluate.py: {what} {err}")
+    return str(location) if sources.is_url(location) else Path(location)
+
+
+def _open_zarr(location: str | Path, what: str, storage_options: dict | None = None) -> xr.Dataset:
+    """The zarr dataset at a path or URL, opened lazily; bad input exits naming it."""
+    try:
+        return sources.open_zarr(_require(location, what, storage_options), what, storage_options)
+    except (sources.MissingInputError, sources.UnreadableInputError) as err:
+        sys.exit(f"evaluate.py: {err}")
 
 
 def select_forecast(fc: xr.Dataset, source: str, args, period, truth: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
@@ -186,29 +309,28 @@ def select_forecast(fc: xr.Dataset, source: str, args, period, truth: xr.Dataset
     return fc.isel(time=keep), scored.isel(time=keep)
 
 
-def load_climatology(args, truth_v: xr.Dataset, period, variables: list[str], truth_source: str) -> xr.Dataset:
-    """A WB2 climatology zarr (--climatology), or one computed from the truth over ``period``."""
+def load_climatology(args, truth: xr.Dataset, period, variables: list[str], truth_source: str) -> xr.Dataset:
+    """A WB2 climatology zarr (--climatology, opened lazily: the scoring reads the days it
+    needs), or one computed from the (lazy) truth over ``period``, read a year at a time."""
     if args.climatology:
-        clim = evaluation.normalise_grid(_open_zarr(Path(args.climatology), "climatology"))
+        clim = evaluation.normalise_grid(_open_zarr(args.climatology, "climatology", args.storage_options))
         missing = [v for v in variables if v not in clim]
         if missing:
             raise ValueError(f"{args.climatology}: no variable(s) {missing}")
-        return evaluation.on_truth_grid(clim[variables], truth_v, args.climatology, truth_source).load()
+        return evaluation.on_truth_grid(clim[variables], truth, args.climatology, truth_source)
     if not period:
-        raise ValueError("give --climatology or --climatology-period (needed for acc and the climatology baseline)")
-    return hourly_dayofyear_climatology(truth_v[variables], tuple(period), args.climatology_window_days)
+        raise ValueError("give --climatology or --climatology-period (needed for acc and the climatology baseline); "
+                         "at high resolution give --climatology: computing one needs ~64 x 366 bytes of work per grid "
+                         "point and level (24 GB at 0.25 degrees)")
+    return hourly_dayofyear_climatology(truth[variables], tuple(period), args.climatology_window_days)
 
 
 def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     """Run the checkpoint's model: gridded forecasts, observation-space forecasts,
     and the long forecast for the diagnostics. Returns (forecast, context)."""
-    import torch
-
     from earthgraph.data.generate import write_zarr_atomic
-    from earthgraph.data.obs_types import DEFAULT_PRODUCTS
-    from earthgraph.data.store import ObservationStore
+    from earthgraph.data.obs_types import products_for
     from earthgraph.data.windows import WindowDataset, windows_before
-    from earthgraph.training.module import ForecastModule
     from earthgraph.training.predict import (
         cycled_analyses,
         forecast_on_grid,
@@ -216,24 +338,21 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
         observation_forecast_store,
     )
 
-    ckpt_path = _require(Path(args.checkpoint), "checkpoint")
-    store_path = _require(Path(args.store or Path(args.data_dir) / "obs.zarr"), "observation store")
-    hp = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters", {})
+    module, hp, store = load_model(args)
+    model = module.model
     period = args.period or hp.get("test_period")
     clim_period = args.climatology_period or hp.get("train_period")
     if not period or (not clim_period and not args.climatology):
         sys.exit("evaluate.py: give --period and --climatology-period (the checkpoint does not record them)")
-    module = ForecastModule.load_from_checkpoint(ckpt_path, map_location="cpu")
-    model = module.model
-    store = ObservationStore(store_path).load()
     leads = args.leads or [12.0, 24.0, 48.0]
     input_windows = int(hp.get("input_windows", 1))
     history = hp.get("history_windows") or None  # longer input histories of chosen types
     window_h = module.hparams.window_hours
-    init_times = verified_inits(period, leads, args, truth, store, windows_before(input_windows, history) * window_h)
+    init_times = verified_inits(period, leads, args, store, windows_before(input_windows, history) * window_h,
+                                truth.time.values)
     dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows,
                             history_windows=history)
-    products = tuple(p for p in DEFAULT_PRODUCTS if p.variable in truth and p.obs_type in model.schema)
+    products = tuple(p for p in products_for(model.schema) if p.variable in truth)
     land = truth["land_sea_mask"].values if "land_sea_mask" in truth else None
     lat, lon = truth.latitude.values, truth.longitude.values
     context = {"period": period, "clim_period": clim_period, "window_hours": window_h,
@@ -249,7 +368,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
         context["also_scored"][f"{args.name or 'earthgraph'}_memoryless"] = forecast_on_grid(
             model, dataset, init_times, leads, lat, lon, products, land, args.batch_size)
     fc = forecast_on_grid(model, dataset, init_times, leads, lat, lon, products, land, args.batch_size,
-                          start_states=starts)
+                          start_states=starts, progress=True)
     write_zarr_atomic(fc, out / "forecast.zarr")
     clock.lap("gridded_forecasts")
 
@@ -258,6 +377,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
                                                              out / "forecast_obs.zarr", args.batch_size, starts,
                                                              history)
         clock.lap("observation_forecasts")
+    context["run"] = ModelRun(module, store, init_times, leads, input_windows, history, starts, clim_period)
     if args.diagnostic_days > 0:
         t_end = int((truth.time.values[-1] - np.datetime64(0, "s")) // np.timedelta64(1, "s"))
         context["long"] = long_forecast(model, store, int(init_times[0]), t_end, args.diagnostic_days, input_windows,
@@ -266,11 +386,46 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     return fc, context
 
 
-def verified_inits(period, leads: list[float], args, truth: xr.Dataset, store, input_hours: float) -> np.ndarray:
+def load_model(args):
+    """The checkpoint's module on --device, its data module's hyperparameters, and the
+    observation store it forecasts from (--store, or DATA_DIR/obs.zarr), loaded."""
+    import torch
+
+    from earthgraph.data.store import ObservationStore
+    from earthgraph.training.module import ForecastModule
+
+    ckpt_path = _require(Path(args.checkpoint), "checkpoint")
+    store_path = _require(args.store or sources.join(args.data_dir, "obs.zarr"), "observation store",
+                          args.storage_options)
+    try:
+        device = model_device(args.device)
+    except DeviceUnavailableError as err:
+        sys.exit(f"evaluate.py: {err}")
+    hp = torch.load(ckpt_path, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters", {})
+    module = ForecastModule.load_from_checkpoint(ckpt_path, map_location=device).to(device)
+    return module, hp, ObservationStore(store_path, args.storage_options).load()
+
+
+@dataclass
+class ModelRun:
+    """A checkpoint's model and what its forecasts start from, for the station forecasts."""
+
+    module: object
+    store: object
+    init_times: np.ndarray  # (n,) int64 s since 1970
+    leads: list[float]  # hours
+    input_windows: int
+    history: dict | None
+    starts: object  # cycled analyses (predict.StartStates) or None
+    clim_period: tuple[str, str] | None
+
+
+def verified_inits(period, leads: list[float], args, store, input_hours: float,
+                   truth_times: np.ndarray | None = None) -> np.ndarray:
     """The initialisations (s since 1970, every --init-every-hours) a checkpoint forecasts
     from: with --by valid, every one whose forecast at some lead is valid in ``period``;
-    with --by init, those in ``period``. Only times the truth holds and whose input
-    windows the store holds."""
+    with --by init, those in ``period``. Only times whose input windows the store holds
+    (and, given ``truth_times``, that the truth holds)."""
     step = np.timedelta64(int(round(args.init_every_hours * 3600)), "s")
     start, end = (np.datetime64(t, "s") for t in period)
     start = start + (-(start - np.datetime64(0, "s")) % step)  # on the grid of initialisations
@@ -279,10 +434,11 @@ def verified_inits(period, leads: list[float], args, truth: xr.Dataset, store, i
         times = baselines.inits_verifying(times, pd.to_timedelta(leads, unit="h").values)
     times = np.asarray(times).astype("datetime64[s]")
     first_input = np.datetime64(int(store.time_range[0]), "s") + np.timedelta64(int(round(input_hours * 3600)), "s")
-    times = times[np.isin(times.astype("datetime64[ns]"), truth.time.values) & (times >= first_input)]
+    in_truth = np.isin(times.astype("datetime64[ns]"), truth_times) if truth_times is not None else True
+    times = times[in_truth & (times >= first_input)]
     if len(times) == 0:
-        sys.exit(f"evaluate.py: no initialisation for {period} (--by {args.by}) has its inputs in the store and "
-                 "its time in the truth")
+        sys.exit(f"evaluate.py: no initialisation for {period} (--by {args.by}) has its inputs in the store"
+                 + (" and its time in the truth" if truth_times is not None else ""))
     return times.astype(np.int64)
 
 
@@ -328,39 +484,41 @@ def log_to_wandb(args, table: pd.DataFrame, obs_stats: pd.DataFrame | None, pict
 
 @dataclass
 class Inputs:
-    """What is scored: the forecast on the truth's grid, the truth aligned to it, the
-    climatology (for acc, the climatology baseline and the diagnostics), the regions."""
+    """What is scored: the forecast on the truth's grid, the truth, the climatology (for
+    acc, the climatology baseline and the diagnostics), the regions. Forecast, truth and a
+    --climatology zarr are lazy (dask): the scoring reads them chunk by chunk."""
 
     name: str
     forecast: xr.Dataset
     truth: xr.Dataset
     variables: list[str]
-    aligned: xr.Dataset
     climatology: xr.Dataset
-    clim_valid: xr.Dataset
     regions: dict
     context: dict
     scored: xr.DataArray  # (time, prediction_timedelta) bool: the verified pairs
+    truth_source: str
 
 
 def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
     """Open and check everything (making the model's forecasts in checkpoint mode);
     bad input ends the run with a message naming the file and the field."""
-    truth_path = Path(args.truth or Path(args.data_dir) / "truth.zarr")
-    truth = evaluation.normalise_grid(_open_zarr(truth_path, "truth"))
+    truth_path = args.truth or sources.join(args.data_dir, "truth.zarr")
+    truth = evaluation.normalise_grid(_open_zarr(truth_path, "truth", args.storage_options))
     if args.checkpoint:
         name = args.name or "earthgraph"
         fc, context = model_forecasts(args, truth, out, clock)
         fc_source = str(out / "forecast.zarr")
     else:
-        name = args.name or Path(args.forecast).stem
+        name = args.name or sources.stem(args.forecast)
         fc_source = args.forecast
-        fc = _open_zarr(Path(args.forecast), "forecast")
+        fc = _open_zarr(args.forecast, "forecast", args.storage_options)
+        fc = fc[sorted(fc.data_vars)]  # zarr 3 lists a store's arrays in a varying order: rows in a fixed one
         context = {"period": args.period, "clim_period": args.climatology_period, "window_hours": None,
                    "headline": None, "forecast_obs": None, "long": None, "also_scored": {}, "cycle": None,
-                   "grid_store": _require(Path(args.store), "observation store") if args.store else None}
+                   "grid_store": (_require(args.store, "observation store", args.storage_options)
+                                  if args.store else None)}
     if args.forecast_obs:
-        context["forecast_obs"] = _require(Path(args.forecast_obs), "forecast store")
+        context["forecast_obs"] = _require(args.forecast_obs, "forecast store", args.storage_options)
     if args.reference not in (name, *args.baselines):
         sys.exit(f"evaluate.py: --reference {args.reference!r} is not scored here (scored: {name}, "
                  f"{', '.join(args.baselines)})")
@@ -374,29 +532,28 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
             if len(missing):
                 raise ValueError(f"{truth_path}: no level(s) {missing.tolist()} of {fc_source}")
             truth = truth.sel(level=fc.level.values)
-        init, leads = fc.time.values, fc.prediction_timedelta.values
         long_vars = list(context["long"]["forecast"].data_vars) if context["long"] else []
         clim_vars = list(dict.fromkeys(variables + long_vars))
-        truth_v = truth[clim_vars].load()
-        aligned = baselines.align_truth(truth_v[variables], init, leads, str(truth_path), scored)
-        climatology = load_climatology(args, truth_v, context["clim_period"], clim_vars, str(truth_path))
-        clim_valid = baselines.climatology_forecast(climatology[variables], init, leads)
+        climatology = load_climatology(args, truth, context["clim_period"], clim_vars, str(truth_path))
+        check_hours(climatology, baselines.valid_times(fc.time.values, fc.prediction_timedelta.values).values,
+                    str(args.climatology or "climatology"))
         clock.lap("climatology")
         regions = standard_regions(truth, tuple(context["clim_period"]) if context["clim_period"] else None,
                                    args.regions)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
-    return Inputs(name, fc[variables], truth, variables, aligned, climatology, clim_valid, regions, context, scored)
+    return Inputs(name, fc[variables], truth, variables, climatology, regions, context, scored, str(truth_path))
 
 
-def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset]:
-    """The baselines asked for, in the forecast's layout."""
+def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset | chunked.Baseline]:
+    """The baselines asked for: persistence and climatology by name (the scoring makes
+    them chunk by chunk), the perfect model in the forecast's layout."""
     init, leads = inp.forecast.time.values, inp.forecast.prediction_timedelta.values
-    out = {}
+    out: dict[str, xr.Dataset | chunked.Baseline] = {}
     if "persistence" in args.baselines:
-        out["persistence"] = baselines.persistence(inp.truth[inp.variables], init, leads)  # loads the inits only
+        out["persistence"] = "persistence"
     if "climatology" in args.baselines:
-        out["climatology"] = inp.clim_valid
+        out["climatology"] = "climatology"
     if "perfect_model" in args.baselines:
         if "config" not in inp.truth.attrs:
             print("evaluate.py: no perfect_model baseline: the truth is not an earthgraph nature run")
@@ -418,7 +575,11 @@ def draw_pictures(args, inp: Inputs, table: pd.DataFrame, out: Path) -> list[Pat
         map_lead = pd.Timedelta(hours=args.map_lead).to_timedelta64()
         mapped = [v for v in (inp.context["headline"] or inp.variables) if "level" not in fc[v].dims]
         if mapped:
-            pictures.append(plots.plot_maps(fc, inp.aligned, mapped, map_lead if map_lead in leads else leads[0],
+            first = inp.scored.isel(time=[0])
+            truth = inp.truth[mapped].sel(time=baselines.truth_times_needed(first)).load()
+            aligned = baselines.align_truth(truth, first.time.values, leads, inp.truth_source, first)
+            pictures.append(plots.plot_maps(fc.isel(time=[0]), aligned, mapped,
+                                            map_lead if map_lead in leads else leads[0],
                                             out / "maps.png"))
     return pictures
 
@@ -436,8 +597,8 @@ def verify_observations(args, inp: Inputs, out: Path) -> pd.DataFrame | None:
 
         pairs = {p.variable: (p.obs_type, p.channel) for p in DEFAULT_PRODUCTS}
         try:
-            departures = obs_space.departures_from_grid(inp.forecast, ObservationStore(inp.context["grid_store"]),
-                                                        pairs)
+            store = ObservationStore(inp.context["grid_store"], args.storage_options)
+            departures = obs_space.departures_from_grid(inp.forecast, store, pairs)
         except ValueError as err:
             print(f"evaluate.py: no observation-space verification: {err}")
             return None
@@ -466,14 +627,149 @@ def describe_pairs(scored: xr.DataArray) -> str:
 def main(argv=None) -> pd.DataFrame:
     args = parse_args(argv)
     clock = Stopwatch()
-    out = Path(args.out)
+    out = output_dir(args)
+    if args.stations_obs and not has_truth(args):  # point observations only: score the stations alone
+        return run_station_evaluation(args, out, clock)
+    client = connect_scheduler(args.scheduler) if args.scheduler else None
+    try:
+        return run_evaluation(args, out, clock, client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def has_truth(args) -> bool:
+    """Whether a gridded truth is there: --truth, or DATA_DIR/truth.zarr."""
+    location = args.truth or sources.join(args.data_dir, "truth.zarr")
+    try:
+        return sources.exists(location, args.storage_options)
+    except sources.MissingInputError:
+        return False
+
+
+def station_run(args) -> ModelRun:
+    """A checkpoint's model without a gridded truth: initialisations every --init-every-hours
+    of the period whose inputs the store holds, cycled analyses for a cycling model."""
+    from earthgraph.data.windows import WindowDataset, windows_before
+    from earthgraph.training.predict import cycled_analyses
+
+    module, hp, store = load_model(args)
+    period = args.period or hp.get("test_period")
+    if not period:
+        sys.exit("evaluate.py: give --period (the checkpoint does not record a test period)")
+    leads = args.leads or [12.0, 24.0, 48.0]
+    input_windows, history = int(hp.get("input_windows", 1)), hp.get("history_windows") or None
+    window_h = module.hparams.window_hours
+    init_times = verified_inits(period, leads, args, store, windows_before(input_windows, history) * window_h)
+    starts = None
+    if module.model.cycling:
+        dataset = WindowDataset(store, init_times, module.model.schema, window_h, 1, input_windows=input_windows,
+                                history_windows=history)
+        starts, _ = cycled_analyses(module.model, dataset, init_times, int(round(args.spin_up_days * 24 / window_h)))
+    return ModelRun(module, store, init_times, leads, input_windows, history, starts,
+                    args.climatology_period or hp.get("train_period"))
+
+
+def verify_stations(args, out: Path, name: str, grid: xr.Dataset | None = None, run: ModelRun | None = None,
+                    clim_period: tuple[str, str] | None = None, statics: xr.Dataset | None = None
+                    ) -> tuple[pd.DataFrame, list[Path]]:
+    """Score at the stations of --stations-obs: the checkpoint's forecasts decoded at them (``run``),
+    the gridded forecast ``grid`` interpolated to them (--interpolation; altitude-adjusted to
+    stations with an elevation where ``statics`` holds the grid's geopotential_at_surface), and any
+    --stations-forecast, beside station persistence and climatology, with bootstrap intervals."""
+    from earthgraph.scoring import points, station_evaluation
+    from earthgraph.scoring.station_obs import StationDataError
+
+    given = {sources.stem(p): _open_zarr(p, "station forecast", args.storage_options) for p in args.stations_forecast}
+    wanted = list(args.stations_variables or [])
+    if run is not None and not wanted:
+        from earthgraph.data.obs_types import products_for
+
+        wanted = [p.variable for p in products_for(run.module.model.schema)]
+    wanted += [v for f in [*given.values(), *([grid] if grid is not None else [])] for v in f.data_vars]
+    settings = station_evaluation.StationSettings(
+        reference=args.reference, climatology_period=tuple(clim_period) if clim_period else None,
+        tolerance=pd.Timedelta(minutes=args.stations_tolerance_minutes) if args.stations_tolerance_minutes else None,
+        persistence_max_age=(pd.Timedelta(hours=args.persistence_max_age_hours)
+                             if args.persistence_max_age_hours is not None else None),
+        block_length=args.block_length, resamples=args.bootstrap_resamples, map_lead_hours=args.map_lead)
+    try:
+        obs = station_evaluation.open_station_observations(args.stations_obs, list(dict.fromkeys(wanted)),
+                                                           storage_options=args.storage_options,
+                                                           layout=args.stations_layout)
+        forecasts = dict(given)
+        if run is not None:
+            forecasts[name] = model_station_forecasts(run, obs)
+        height = None
+        if statics is not None and "geopotential_at_surface" in statics and "elevation" in obs.coords:
+            height = points.surface_height(statics)
+        for method in args.interpolation if grid is not None else []:
+            shared = [v for v in grid.data_vars if v in obs]
+            if shared:
+                forecasts[f"{name}_{method}"] = points.interpolate_to_stations(grid[shared], obs, method, height)
+        if not forecasts:
+            raise StationDataError("no station forecast to score: give --checkpoint, a gridded --forecast or "
+                                   "--stations-forecast")
+        return station_evaluation.evaluate_stations(forecasts, obs, out, settings)
+    except ValueError as err:
+        sys.exit(f"evaluate.py: {err}")
+
+
+def model_station_forecasts(run: ModelRun, obs: xr.Dataset) -> xr.Dataset:
+    """The checkpoint's forecasts decoded at the observations' stations, of the variables observed."""
+    from earthgraph.data.stations import station_list
+    from earthgraph.training.predict import station_forecasts
+
+    stations = station_list(pd.DataFrame({"id": obs.station.values, "lat": obs.latitude.values,
+                                          "lon": obs.longitude.values}), "the observations' stations")
+    return station_forecasts(run.module, run.store, run.init_times, run.leads, stations, list(obs.data_vars),
+                             input_windows=run.input_windows, history_windows=run.history, start_states=run.starts,
+                             progress=True)
+
+
+def run_station_evaluation(args, out: Path, clock: Stopwatch) -> pd.DataFrame:
+    """Station verification alone (no gridded truth): a checkpoint's station forecasts, a
+    gridded --forecast interpolated to the stations, or --stations-forecast."""
+    from earthgraph.scoring.station_evaluation import format_station_scorecard
+
+    out.mkdir(parents=True, exist_ok=True)
+    run = station_run(args) if args.checkpoint and not args.forecast else None
+    clock.lap("model")
+    grid = None
+    if args.forecast:
+        grid = evaluation.normalise_grid(_open_zarr(args.forecast, "forecast", args.storage_options))
+    name = args.name or ("earthgraph" if run is not None else sources.stem(args.forecast or "forecast"))
+    clim_period = run.clim_period if run is not None else args.climatology_period
+    table, paths = verify_stations(args, out, name, grid, run, clim_period, grid)
+    clock.lap("stations")
+    print(f"station verification at {args.stations_obs} (skill against {args.reference}; difference with its "
+          f"{args.bootstrap_resamples}-resample paired block-bootstrap interval, * where it excludes 0)")
+    print(format_station_scorecard(table, args.reference))
+    summary = {"forecast": name, "out": str(out), "outputs": sorted(str(p) for p in paths),
+               "seconds": clock.seconds, "seconds_total": round(sum(clock.seconds.values()), 1)}
+    print(json.dumps(summary))
+    return table
+
+
+def score(args, inp: Inputs, forecasts: dict, client) -> dict[str, xr.Dataset]:
+    """Every forecast's WB2 results, chunk by chunk of initialisations (earthgraph.scoring.chunked)."""
+    parallel = sum(client.nthreads().values()) if client is not None else 1
+    try:
+        return chunked.score_forecasts(forecasts, inp.truth[inp.variables], inp.climatology, inp.scored, inp.regions,
+                                       inp.variables, not args.no_skipna, args.chunk_inits, parallel,
+                                       inp.truth_source)
+    except ValueError as err:
+        sys.exit(f"evaluate.py: {err}")
+
+
+def run_evaluation(args, out: Path, clock: Stopwatch, client=None) -> pd.DataFrame:
+    """The whole evaluation into ``out``; ``client``: a dask.distributed Client, or None."""
     out.mkdir(parents=True, exist_ok=True)
     inp = load_inputs(args, out, clock)
     also = {n: f[inp.variables].sel(time=inp.forecast.time) for n, f in inp.context["also_scored"].items()}
     forecasts = {inp.name: inp.forecast, **also, **reference_forecasts(args, inp)}
     clock.lap("baselines")
-    results = {n: evaluation.score_forecast(f, inp.aligned, inp.regions, inp.clim_valid, inp.variables,
-                                            not args.no_skipna, inp.scored) for n, f in forecasts.items()}
+    results = score(args, inp, forecasts, client)
     paths = evaluation.write_results(results, out)
     table = evaluation.results_table(results)
     clock.lap("scores")
@@ -485,6 +781,11 @@ def main(argv=None) -> pd.DataFrame:
     if inp.context["long"] is not None:
         diag = physical_diagnostics(inp.context["long"], inp.truth, inp.climatology, out)
         clock.lap("diagnostics")
+    station_paths = []
+    if args.stations_obs:
+        station_table, station_paths = verify_stations(args, out, inp.name, inp.forecast, inp.context.get("run"),
+                                                       inp.context["clim_period"], inp.truth)
+        clock.lap("stations")
 
     cycle = inp.context["cycle"]
     cycled = (f"; cycled from a cold start {cycle['spin_up_windows']} windows before the first initialisation"
@@ -499,10 +800,15 @@ def main(argv=None) -> pd.DataFrame:
         print(scorecard.format_obs_space(obs_stats))
     if diag is not None:
         print(scorecard.format_diagnostics(diag))
+    if args.stations_obs:
+        from earthgraph.scoring.station_evaluation import format_station_scorecard
+
+        print(f"stations of {args.stations_obs} (difference from {args.reference} with its bootstrap interval)")
+        print(format_station_scorecard(station_table, args.reference))
     headline = inp.context["headline"] or inp.variables
     summary = {"forecast": inp.name,
                f"beats_{args.reference}": scorecard.beats(table, inp.name, args.reference, headline),
-               "outputs": sorted(str(p) for p in [*paths.values(), *pictures])}
+               "out": str(out), "outputs": sorted(str(p) for p in [*paths.values(), *pictures, *station_paths])}
     if args.wandb_dir:
         summary["wandb_run"] = log_to_wandb(args, table, obs_stats, pictures, summary)
     clock.lap("report")

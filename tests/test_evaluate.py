@@ -31,7 +31,7 @@ def scored(small_osse, tmp_path_factory):
     trainer.fit(module, dm)
     trainer.save_checkpoint(work / "model.ckpt")
     table = evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(work),
-                           "--diagnostic-days", "6", "--wandb-dir", str(work / "wb")])
+                           "--diagnostic-days", "6", "--wandb-dir", str(work / "wb"), "--device", "cpu"])
     return out, work, table
 
 
@@ -183,6 +183,24 @@ def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
                        "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res2")])
 
 
+def test_the_model_runs_on_the_device_asked_for_and_a_missing_one_is_named(scored, tmp_path):
+    import torch
+
+    out, work, _ = scored  # made with --device cpu
+    assert evaluate.model_device("cpu") == torch.device("cpu")
+    assert evaluate.model_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(evaluate.DeviceUnavailableError, match=r"--device cuda:99: this machine has \d+ CUDA device"):
+        evaluate.model_device("cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(evaluate.DeviceUnavailableError, match="--device cuda: this machine has 0 CUDA device"):
+            evaluate.model_device("cuda")
+    with pytest.raises(SystemExit, match="--device cuda:99: this machine has"):
+        evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(tmp_path),
+                       "--device", "cuda:99"])
+    with pytest.raises(SystemExit):  # not a device: argparse says which are
+        evaluate.parse_args(["--device", "gpu"])
+
+
 def test_latitude_weights_used_are_wb2s():
     lat = xr.DataArray(np.array([-75.0, -45.0, -15.0, 15.0, 45.0, 75.0]), dims=["latitude"], name="latitude")
     w = latitude_weights(lat.assign_coords(latitude=lat.values)).values
@@ -195,5 +213,74 @@ def test_help_documents_every_option(capsys):
         evaluate.main(["--help"])
     text = capsys.readouterr().out
     for option in ("--checkpoint", "--forecast", "--truth", "--climatology", "--regions", "--baselines",
-                   "--diagnostic-days", "--wandb-dir", "scores/<forecast>.nc", "obs_space.csv", "scorecard.png"):
+                   "--diagnostic-days", "--wandb-dir", "scores/<forecast>.nc", "obs_space.csv", "scorecard.png",
+                   "--chunk-inits", "--scheduler", "--device", "--overwrite", "--storage-options",
+                   "outputs/evaluate/<forecast>-<UTC time>"):
         assert option in text, option
+
+
+def test_a_checkpoint_is_verified_at_the_stations_of_a_store_without_a_gridded_truth(scored, tmp_path):
+    """Station-only data: no truth.zarr, the store's fixed SYNOP stations verify the checkpoint's
+    forecasts decoded at them, beside their own persistence and climatology, with intervals."""
+    from earthgraph.data.obs_types import DEFAULT_PRODUCTS
+    from earthgraph.data.store import ObservationStore
+    from earthgraph.scoring.station_obs import observations_from_store
+
+    out, work, _ = scored
+    evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(tmp_path / "no_truth_here"),
+                   "--store", str(out / "obs.zarr"), "--stations-obs", str(out / "obs.zarr"),
+                   "--stations-variables", "air_temperature", "--by", "init", "--leads", "12", "24",
+                   "--bootstrap-resamples", "200", "--out", str(tmp_path / "st")])
+    table = pd.read_csv(tmp_path / "st" / "station_scores.csv", dtype={"station": str})
+    assert set(table.forecast) == {"earthgraph", "persistence", "climatology"}
+    glob = table[(table.region == "global") & table.reference.isna()]
+    rmse = glob[glob.metric == "rmse"].set_index(["forecast", "lead_hours"]).value
+    assert np.isfinite(rmse).all() and set(rmse.index.get_level_values(1)) == {12.0, 24.0}
+    # Persistence by hand: the station's own report at the initialisation, paired with the one at
+    # init + 12 h, over the fixed stations (the ships move: they are not stations).
+    obs = observations_from_store(ObservationStore(out / "obs.zarr"), [DEFAULT_PRODUCTS[0]])
+    assert obs.attrs["moving_platforms_left_out"] > 0
+    t2m = obs["air_temperature"]
+    inits = pd.date_range("2020-03-09", "2020-03-10T12:00", freq="12h")
+    now, later = t2m.sel(time=inits.values), t2m.sel(time=(inits + pd.Timedelta(hours=12)).values)
+    earthgraph = xr.open_dataset(tmp_path / "st" / "station_scores" / "earthgraph_stations.nc")
+    paired = np.isfinite(now.values) & np.isfinite(later.values)  # the earthgraph forecast is finite everywhere
+    hand = np.sqrt(np.mean((now.values - later.values)[paired] ** 2))
+    assert rmse[("persistence", 12.0)] == pytest.approx(hand, rel=1e-9)
+    assert earthgraph["air_temperature"].dims == ("metric", "station", "lead_time")
+    diffs = table[(table.reference == "persistence") & (table.region == "global") & (table.metric == "rmse")]
+    assert set(diffs.forecast) == {"earthgraph", "climatology"}
+    assert (diffs.lower <= diffs.difference).all() and (diffs.difference <= diffs.upper).all()
+    assert (diffs.block_length >= 1).all() and (diffs.n_resamples == 200).all()
+    assert (tmp_path / "st" / "station_skill_earthgraph_air_temperature.png").stat().st_size > 10_000
+
+
+def test_a_gridded_forecast_is_interpolated_to_the_stations_of_a_parquet_table(small_osse, tmp_path):
+    out, _ = small_osse
+    truth = xr.open_zarr(out / "truth.zarr", consolidated=False)
+    t2m = truth["air_temperature"].load()
+    inits = t2m.time.values[8:40:4]
+    leads = pd.to_timedelta([6, 12], unit="h").values
+    # A forecast that is the truth itself: interpolated to stations it errs only by the interpolation.
+    fc = xr.concat([t2m.sel(time=inits + lead).assign_coords(time=inits) for lead in leads],
+                   dim=pd.Index(leads, name="prediction_timedelta")).transpose("time", "prediction_timedelta", ...)
+    fc.to_dataset(name="air_temperature").to_zarr(tmp_path / "fc.zarr", consolidated=False)
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(-60, 60, 12), rng.uniform(-180, 180, 12)
+    rows = []
+    for time in t2m.time.values[:48]:
+        field = t2m.sel(time=time)
+        value = field.interp(latitude=xr.DataArray(lat, dims="s"), longitude=xr.DataArray(lon % 360, dims="s"))
+        rows += [{"station": f"S{i:02d}", "time": time, "variable": "air_temperature", "value": float(v),
+                  "lat": lat[i], "lon": lon[i]} for i, v in enumerate(value.values) if np.isfinite(v)]
+    pd.DataFrame(rows).to_parquet(tmp_path / "obs.parquet")
+    evaluate.main(["--forecast", str(tmp_path / "fc.zarr"), "--data-dir", str(tmp_path / "none"),
+                   "--stations-obs", str(tmp_path / "obs.parquet"), "--interpolation", "nearest", "bilinear",
+                   "--bootstrap-resamples", "100", "--out", str(tmp_path / "st")])
+    table = pd.read_parquet(tmp_path / "st" / "station_scores.parquet")
+    rmse = table[(table.region == "global") & (table.metric == "rmse") & table.reference.isna()]
+    by = rmse.groupby("forecast").value.mean()
+    assert set(by.index) == {"fc_nearest", "fc_bilinear", "persistence"}
+    # Bilinear interpolation of the truth reproduces xarray's bilinear observations away from the
+    # poles, to rounding (NaN-free field); nearest cannot.
+    assert by["fc_bilinear"] < 1e-3 < by["fc_nearest"] < by["persistence"]

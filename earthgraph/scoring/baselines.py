@@ -87,3 +87,19 @@ def persistence(truth: xr.Dataset, init_times: np.ndarray, leads: np.ndarray, so
 def climatology_forecast(climatology: xr.Dataset, init_times: np.ndarray, leads: np.ndarray) -> xr.Dataset:
     """The climatology (dims hour, dayofyear, ...) valid at each ``init + lead``."""
     return climatology_at(climatology, valid_times(init_times, leads))
+
+
+def truth_times_needed(scored: xr.DataArray, initialisations: bool = False) -> np.ndarray:
+    """The truth times that scoring the (time, prediction_timedelta) pairs of ``scored``
+    reads: the valid times of its verified pairs and, with ``initialisations`` (for
+    :func:`persistence`), its initialisation times; sorted, unique, datetime64[ns]."""
+    valid = valid_times(scored.time.values, scored.prediction_timedelta.values).values[scored.values]
+    if initialisations:
+        valid = np.concatenate([valid, scored.time.values.astype("datetime64[ns]")])
+    return np.unique(valid.astype("datetime64[ns]"))
+
+
+def days_of_year(init_times: np.ndarray, leads: np.ndarray) -> np.ndarray:
+    """The days of the year (1..366) of every ``init + lead``, sorted, unique: the part of a
+    climatology that :func:`climatology_forecast` reads for these forecasts."""
+    return np.unique(pd.DatetimeIndex(valid_times(init_times, leads).values.ravel()).dayofyear)

@@ -19,6 +19,8 @@ import pandas as pd
 import xarray as xr
 
 DAYS = 366
+READ_WHOLE_BYTES = 256 << 20
+"""A variable whose record over the period is smaller is read at once, not a year and hour at a time."""
 
 
 def window_weights(window_days: int = 61) -> np.ndarray:
@@ -42,32 +44,67 @@ def _year_on_dayofyear(values: np.ndarray, dayofyear: np.ndarray, leap: bool) ->
     return out
 
 
-def smoothed_dayofyear_mean(values: np.ndarray, times: pd.DatetimeIndex, window_days: int = 61) -> np.ndarray:
-    """Weighted, periodic day-of-year mean of values (n, ...) taken at ``times`` (one
-    hour of the day). Shape (366, ...); NaN where no value falls in the window."""
-    w = window_weights(window_days)
+def _add_year(num: np.ndarray, den: np.ndarray, values: np.ndarray, times: pd.DatetimeIndex,
+              w: np.ndarray) -> None:
+    """Add one year's values (n, ...) at ``times`` (one hour of the day, one year) to the
+    weighted sums ``num`` and ``den`` (366, ...), in place."""
+    day = times.normalize()
+    if len(np.unique(day)) != len(day):
+        raise ValueError(f"climatology: several values on one day at one hour in {times[0].year}")
     half = len(w) // 2
-    num = np.zeros((DAYS,) + values.shape[1:])
-    den = np.zeros_like(num)
-    for year in np.unique(times.year):
-        sel = times.year == year
-        day = times[sel].normalize()
-        if len(np.unique(day)) != len(day):
-            raise ValueError(f"climatology: several values on one day at one hour in {year}")
-        arr = _year_on_dayofyear(values[sel], np.asarray(times[sel].dayofyear), bool(times[sel][0].is_leap_year))
-        padded = np.concatenate([arr[DAYS - half:], arr, arr[:half]]) if half else arr
-        ok = np.isfinite(padded)
-        filled = np.where(ok, padded, 0.0)
-        for k in range(len(w)):
-            num += w[k] * filled[k:k + DAYS]
-            den += w[k] * ok[k:k + DAYS]
+    arr = _year_on_dayofyear(values, np.asarray(times.dayofyear), bool(times[0].is_leap_year))
+    padded = np.concatenate([arr[DAYS - half:], arr, arr[:half]]) if half else arr
+    ok = np.isfinite(padded)
+    filled = np.where(ok, padded, 0.0)
+    for k in range(len(w)):
+        num += w[k] * filled[k:k + DAYS]
+        den += w[k] * ok[k:k + DAYS]
+
+
+def _mean(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def hourly_dayofyear_climatology(truth: xr.Dataset, period: tuple[str, str], window_days: int = 61) -> xr.Dataset:
+def smoothed_dayofyear_mean(values: np.ndarray, times: pd.DatetimeIndex, window_days: int = 61) -> np.ndarray:
+    """Weighted, periodic day-of-year mean of values (n, ...) taken at ``times`` (one
+    hour of the day). Shape (366, ...); NaN where no value falls in the window."""
+    w = window_weights(window_days)
+    num = np.zeros((DAYS,) + values.shape[1:])
+    den = np.zeros_like(num)
+    for year in np.unique(times.year):
+        sel = times.year == year
+        _add_year(num, den, values[sel], times[sel], w)
+    return _mean(num, den)
+
+
+def _streamed_dayofyear_mean(da: xr.DataArray, times: pd.DatetimeIndex, hour: int, window_days: int) -> np.ndarray:
+    """:func:`smoothed_dayofyear_mean` of ``da`` (time first, in memory or lazily opened)
+    at one ``hour``, reading one year at a time: the same sums in the same order."""
+    w = window_weights(window_days)
+    num = np.zeros((DAYS,) + da.shape[1:])
+    den = np.zeros_like(num)
+    at_hour = times.hour == hour
+    for year in np.unique(times.year):
+        sel = np.flatnonzero(at_hour & (times.year == year))
+        if len(sel):
+            _add_year(num, den, np.asarray(da.isel(time=sel).values, dtype=np.float64), times[sel], w)
+    return _mean(num, den)
+
+
+def hourly_dayofyear_climatology(truth: xr.Dataset, period: tuple[str, str], window_days: int = 61,
+                                 read_whole_bytes: int = READ_WHOLE_BYTES) -> xr.Dataset:
     """WB2 climatology of every time-dependent variable of ``truth`` over ``period``
-    (inclusive bounds, as ``sel(time=slice(...))``): dims (hour, dayofyear, ...)."""
+    (inclusive bounds, as ``sel(time=slice(...))``): dims (hour, dayofyear, ...), float32.
+
+    The truth may be opened lazily (dask): it is read one variable, hour of the day and
+    year at a time, so the memory needed is, with ``P`` the points (levels x grid) of
+    one field, about ``8 x 366 x P x 8`` bytes of float64 work (the two running sums,
+    one year's values at one hour and its padded, masked copies) plus the output,
+    ``4 x 366 x P`` bytes per variable and hour, whatever the length of the record (and a
+    variable's record when it is under ``read_whole_bytes``, read in one go). At 0.25
+    degrees (P = 1.04e6 on one level) that is 24 GB of work and 1.5 GB per variable and
+    hour: give a ready WB2 climatology there (``evaluate.py --climatology``)."""
     sub = truth[[v for v in truth.data_vars if "time" in truth[v].dims]].sel(time=slice(*period))
     if sub.sizes["time"] == 0:
         raise ValueError(f"climatology: the truth has no times in period {period}")
@@ -76,10 +113,10 @@ def hourly_dayofyear_climatology(truth: xr.Dataset, period: tuple[str, str], win
     out = {}
     for name, da in sub.data_vars.items():
         da = da.transpose("time", ...)
-        values = da.values.astype(np.float64)
-        per_hour = [smoothed_dayofyear_mean(values[times.hour == h], times[times.hour == h], window_days)
-                    for h in hours]
-        out[name] = (("hour", "dayofyear") + da.dims[1:], np.stack(per_hour).astype(np.float32), da.attrs)
+        if da.nbytes <= read_whole_bytes:  # one read instead of one per hour and year (same values)
+            da = da.load()
+        per_hour = [_streamed_dayofyear_mean(da, times, h, window_days).astype(np.float32) for h in hours]
+        out[name] = (("hour", "dayofyear") + da.dims[1:], np.stack(per_hour), da.attrs)
     coords = {"hour": hours, "dayofyear": np.arange(1, DAYS + 1)}
     coords.update({c: sub[c] for c in sub.coords if c != "time" and "time" not in sub[c].dims})
     ds = xr.Dataset(out, coords=coords)
@@ -98,11 +135,19 @@ def climatology_at(climatology: xr.Dataset, valid_times: xr.DataArray) -> xr.Dat
     doy = xr.DataArray(np.asarray(index.dayofyear).reshape(valid_times.shape), dims=valid_times.dims)
     sel = {"dayofyear": doy}
     if "hour" in climatology.dims:
-        hour = np.asarray(index.hour).reshape(valid_times.shape)
-        missing = sorted(set(np.unique(hour)) - set(climatology.hour.values.tolist()))
-        if missing:
-            raise ValueError(f"climatology: no hour(s) {missing} of the valid times in the climatology "
-                             f"(hours {climatology.hour.values.tolist()})")
-        sel["hour"] = xr.DataArray(hour, dims=valid_times.dims)
+        check_hours(climatology, valid_times.values)
+        sel["hour"] = xr.DataArray(np.asarray(index.hour).reshape(valid_times.shape), dims=valid_times.dims)
     out = climatology.sel(sel).drop_vars(["dayofyear", "hour"], errors="ignore")
     return out.assign_coords({d: valid_times[d] for d in valid_times.dims if d in valid_times.coords})
+
+
+def check_hours(climatology: xr.Dataset, valid_times: np.ndarray, source: str = "climatology") -> None:
+    """Raise a ValueError naming ``source`` unless a climatology with an ``hour`` dim holds
+    every hour of the day of ``valid_times`` (datetime64, any shape)."""
+    if "hour" not in climatology.dims:
+        return
+    hours = np.unique(pd.DatetimeIndex(np.asarray(valid_times).ravel()).hour)
+    missing = sorted(set(hours.tolist()) - set(climatology.hour.values.tolist()))
+    if missing:
+        raise ValueError(f"{source}: no hour(s) {missing} of the valid times in the climatology "
+                         f"(hours {climatology.hour.values.tolist()})")

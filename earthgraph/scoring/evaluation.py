@@ -5,11 +5,19 @@ A forecast is any dataset with dims ``(time, prediction_timedelta, [level,]
 has ``(time, [level,] <spatial dims>)`` on the same grid. Results follow WB2:
 one dataset per forecast with, for each variable, dims ``(metric, region,
 lead_time[, level])``, written as netCDF, plus one long CSV table of all.
+
+Scoring is two steps: :func:`forecast_terms`, the per-forecast area means (one value
+per initialisation, lead[, level] and region), then :func:`finish_scores`, WB2's time
+means, roots and ratios. :func:`score_forecast` does both in memory;
+``earthgraph.scoring.chunked`` computes the terms chunk by chunk of initialisations
+(:func:`concat_terms`) for forecasts of any size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -44,6 +52,8 @@ def normalise_grid(ds: xr.Dataset) -> xr.Dataset:
     if spatial_dims(ds) != ("latitude", "longitude"):
         return ds
     ds = ds.assign_coords(longitude=ds.longitude % 360.0)
+    if all((np.diff(ds[c].values) > 0).all() for c in ("latitude", "longitude")):
+        return ds  # already in order: no reindexing of lazily opened (dask) data
     return ds.sortby(["latitude", "longitude"])
 
 
@@ -88,22 +98,67 @@ def scored_variables(forecast: xr.Dataset, truth: xr.Dataset, source: str, truth
     return both
 
 
-def _deterministic(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, clim: xr.DataArray | None,
-                   scored: xr.DataArray | None) -> dict[str, xr.DataArray]:
-    out = {}  # rmse is the root of the mse just scored, not a second pass over the fields
-    for name, fn in metrics.DETERMINISTIC.items():
-        out[name] = np.sqrt(out["mse"]) if name == "rmse" and "mse" in out else fn(f, o, w, scored=scored)
+Kind = Literal["deterministic", "ensemble", "wind"]
+
+
+@dataclass
+class RegionTerms:
+    """The per-forecast terms of one variable, before the time mean: each a DataArray with
+    dims ``(time, prediction_timedelta[, level])`` (plus ``region`` when all regions are
+    scored at once), in the variable's units squared, units, or dimensionless.
+
+    ``terms`` holds one dict for all regions at once (``regions`` None), or one dict per
+    region, in the order of ``regions`` (a truth whose gaps move). ``kind`` says which
+    scores they finish into; ``attrs``, the truth's units and sphere, go on the scores."""
+
+    kind: Kind
+    terms: list[dict[str, xr.DataArray]]
+    regions: pd.Index | None
+    attrs: dict
+
+
+def _deterministic_terms(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray,
+                         clim: xr.DataArray | None) -> dict[str, xr.DataArray]:
+    """Per-forecast area means (the metrics' definitions, :mod:`metrics`, before their time mean)."""
+    d = f - o
+    terms = {"squared_error": metrics.spatial_average(d ** 2, w), "error": metrics.spatial_average(d, w),
+             "absolute_error": metrics.spatial_average(abs(d), w),
+             "forecast_variance": metrics.spatial_variance(f, w), "truth_variance": metrics.spatial_variance(o, w)}
     if clim is not None:
-        out["acc"] = metrics.acc(f, o, clim, w, scored=scored)
+        terms["acc"] = metrics.anomaly_correlation(f, o, clim, w)
+    return terms
+
+
+def _ensemble_terms(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, member: str) -> dict[str, xr.DataArray]:
+    """Per-forecast area means of the fair CRPS and of the members' unbiased variance
+    (:func:`ensemble.crps` and :func:`ensemble.ensemble_spread` before their time mean)."""
+    if f.sizes[member] < 2:  # one member: no spread, NaN where the member is
+        var = xr.zeros_like(f.isel({member: 0}, drop=True)).where(f.notnull().all(member))
+    else:
+        var = f.var(member, ddof=1, skipna=False)
+    return {"crps": metrics.spatial_average(ensemble.crps_pointwise(f, o, member), w),
+            "member_variance": metrics.spatial_average(var, w)}
+
+
+def _scores(terms: dict[str, xr.DataArray], kind: Kind, scored: xr.DataArray | None) -> dict[str, xr.DataArray]:
+    """WB2's scores from the per-forecast terms: time means over the verified pairs, roots
+    after the mean (rmse, spread), ratios of means (variance_ratio, spread_skill_ratio)."""
+    def mean(name: str) -> xr.DataArray:
+        return metrics.time_mean(terms[name], False, scored)
+
+    out = {"mse": mean("squared_error")}
+    out["rmse"] = np.sqrt(out["mse"])  # the root of the mse just scored, not a second pass
+    if kind == "wind":
+        return out
+    out["bias"], out["mae"] = mean("error"), mean("absolute_error")
+    out["variance_ratio"] = mean("forecast_variance") / mean("truth_variance")
+    if "acc" in terms:
+        out["acc"] = mean("acc")
+    if kind == "ensemble":
+        spread = np.sqrt(mean("member_variance"))
+        out.update(crps=mean("crps"), ensemble_mean_rmse=out["rmse"], spread=spread,
+                   spread_skill_ratio=spread / out["rmse"])
     return out
-
-
-def _ensemble(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray, member: str, skill: xr.DataArray,
-              scored: xr.DataArray | None) -> dict[str, xr.DataArray]:
-    """``skill``: the ensemble mean's RMSE, already scored as the deterministic rmse."""
-    spread = ensemble.ensemble_spread(f, w, member, scored=scored)
-    return {"crps": ensemble.crps(f, o, w, member, scored=scored), "ensemble_mean_rmse": skill,
-            "spread": spread, "spread_skill_ratio": spread / skill}
 
 
 def _labels(names, dim: str) -> pd.Index:
@@ -111,33 +166,59 @@ def _labels(names, dim: str) -> pd.Index:
     return pd.Index(list(names), dtype=object, name=dim)
 
 
-def _region_weights(regions: dict[str, Region], like: xr.Dataset) -> list[xr.DataArray]:
+def region_weights(regions: dict[str, Region], like: xr.Dataset | xr.DataArray) -> list[xr.DataArray]:
     """Each region's weights over the spatial dims of ``like`` (the truth: every variable
-    is on its grid), computed once for all the variables scored."""
-    return [metrics.region_weights(like, region) for region in regions.values()]
+    is on its grid), computed once for all the variables scored, in memory (a mask
+    computed lazily from the truth, such as sea ice, is computed here once)."""
+    return [metrics.region_weights(like, region).compute() for region in regions.values()]
 
 
-def _per_region(regions: dict[str, Region], weights: list[xr.DataArray], valid: xr.DataArray | None,
-                score) -> xr.DataArray:
-    """``score(weights)`` -> {metric: DataArray}, for every region, stacked on (region, metric).
-    ``weights``: the regions' own (:func:`_region_weights`), in the order of ``regions``.
+def _region_terms(names: list[str], weights: list[xr.DataArray], valid: xr.DataArray | None, terms_of,
+                  kind: Kind, attrs: dict) -> RegionTerms:
+    """``terms_of(weights)`` -> {term: DataArray} for every region (``names``, ``weights``:
+    :func:`region_weights`, same order).
 
     ``valid``: where the truth exists; other points get weight 0 (left out, whatever
     the forecast holds there). Where the truth exists at the same points at every
     time (a land or sea mask), all regions are scored at once: the weights carry a
     ``region`` dim and every spatial average is one matrix product. A truth whose
     gaps move is scored region by region."""
-    labels = _labels(regions, "region")
+    labels = _labels(names, "region")
     fixed = _fixed_mask(valid)
     if valid is None or fixed is not None:
         w = xr.concat(weights, dim=labels, coords="minimal")
-        per_metric = score(w if fixed is None else w * fixed)
+        return RegionTerms(kind, [terms_of(w if fixed is None else w * fixed)], None, attrs)
+    return RegionTerms(kind, [terms_of(w * valid) for w in weights], labels, attrs)
+
+
+def _finish(rt: RegionTerms, scored: xr.DataArray | None) -> xr.DataArray:
+    """One variable's scores, stacked on (metric, region) (region by region when so scored)."""
+    def stacked(terms: dict[str, xr.DataArray]) -> xr.DataArray:
+        per_metric = _scores(terms, rt.kind, scored)
         return xr.concat(list(per_metric.values()), dim=_labels(per_metric, "metric"), coords="minimal")
-    per_region = []
-    for w in weights:
-        per_metric = score(w * valid)
-        per_region.append(xr.concat(list(per_metric.values()), dim=_labels(per_metric, "metric"), coords="minimal"))
-    return xr.concat(per_region, dim=labels, coords="minimal")
+
+    if rt.regions is None:
+        return stacked(rt.terms[0])
+    return xr.concat([stacked(t) for t in rt.terms], dim=rt.regions, coords="minimal")
+
+
+def _all_regions(rt: RegionTerms) -> dict[str, xr.DataArray]:
+    """Terms with a ``region`` dim, dims ``(time, prediction_timedelta, ..., region)``."""
+    terms = rt.terms[0] if rt.regions is None else {
+        k: xr.concat([t[k] for t in rt.terms], dim=rt.regions, coords="minimal") for k in rt.terms[0]}
+    return {k: v.transpose("time", "prediction_timedelta", ..., "region") for k, v in terms.items()}
+
+
+def concat_terms(parts: list[RegionTerms]) -> RegionTerms:
+    """The terms of consecutive chunks of initialisation times as one (concatenated along
+    ``time``, in the given order). One part is returned as it is, so that scoring in one
+    chunk is exactly :func:`score_forecast`."""
+    if len(parts) == 1:
+        return parts[0]
+    chunks = [_all_regions(p) for p in parts]
+    terms = {k: xr.concat([c[k] for c in chunks], dim="time", coords="minimal", compat="override")
+             for k in chunks[0]}
+    return RegionTerms(parts[0].kind, [terms], None, parts[0].attrs)
 
 
 def _fixed_mask(valid: xr.DataArray | None) -> xr.DataArray | None:
@@ -155,10 +236,66 @@ def _fixed_mask(valid: xr.DataArray | None) -> xr.DataArray | None:
                         coords={k: c for k, c in valid.coords.items() if c.dims and set(c.dims) <= set(dims)})
 
 
+def forecast_terms(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region] | list[str],
+                   climatology: xr.Dataset | None = None, variables: list[str] | None = None,
+                   skip_missing_truth: bool = True, weights: list[xr.DataArray] | None = None
+                   ) -> dict[str, RegionTerms]:
+    """The per-forecast terms (:class:`RegionTerms`) of every variable of ``forecast``
+    against the truth aligned to it, and of each (u, v) wind pair among ``variables``;
+    the arguments as :func:`score_forecast`'s. ``regions`` may be their names alone when
+    ``weights`` (:func:`region_weights`, same order) are given."""
+    member = ensemble.ensemble_dim(forecast)
+    names = variables or list(forecast.data_vars)
+    weights = weights if weights is not None else region_weights(regions, truth)
+    labels = list(regions)
+    out = {}
+    for var in names:
+        f, o = forecast[var].astype(np.float64).load(), truth[var].astype(np.float64).load()
+        f_det = f.mean(member, skipna=False) if member else f
+        clim = climatology[var].astype(np.float64).load() if climatology is not None and var in climatology else None
+        valid = o.notnull() if skip_missing_truth else None
+
+        def terms_of(w, f=f, f_det=f_det, o=o, clim=clim):
+            terms = _deterministic_terms(f_det, o, w, clim)
+            if member:
+                terms.update(_ensemble_terms(f, o, w, member))
+            return terms
+
+        attrs = {k: truth[var].attrs[k] for k in ("units", "sphere") if k in truth[var].attrs}
+        out[var] = _region_terms(labels, weights, valid, terms_of, "ensemble" if member else "deterministic", attrs)
+    for u, v, name in WIND_VECTORS:
+        if u in names and v in names:
+            fu, fv = forecast[u].astype(np.float64), forecast[v].astype(np.float64)
+            tu, tv = truth[u].astype(np.float64), truth[v].astype(np.float64)
+            if member:
+                fu, fv = fu.mean(member, skipna=False), fv.mean(member, skipna=False)
+            valid = (tu.notnull() & tv.notnull()) if skip_missing_truth else None
+
+            def wind(w, fu=fu, fv=fv, tu=tu, tv=tv):
+                return {"squared_error": metrics.spatial_average((fu - tu) ** 2 + (fv - tv) ** 2, w)}
+
+            attrs = {"units": truth[u].attrs.get("units", ""), "sphere": truth[u].attrs.get("sphere", "")}
+            out[name] = _region_terms(labels, weights, valid, wind, "wind", attrs)
+    return out
+
+
+def finish_scores(terms: dict[str, RegionTerms], scored: xr.DataArray | None = None) -> xr.Dataset:
+    """WB2 results of one forecast from its per-forecast terms (:func:`forecast_terms`, or
+    :func:`concat_terms` of chunks of initialisations): per variable, dims
+    (metric, region, lead_time[, level]). ``scored`` as in :func:`score_forecast`."""
+    out = {}
+    for var, rt in terms.items():
+        out[var] = _finish(rt, scored)
+        out[var].attrs = rt.attrs
+    ds = xr.Dataset(out).rename(prediction_timedelta="lead_time")
+    ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
+    return ds.transpose("metric", "region", "lead_time", ...)
+
+
 def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region],
                    climatology: xr.Dataset | None = None, variables: list[str] | None = None,
                    skip_missing_truth: bool = True, scored: xr.DataArray | None = None) -> xr.Dataset:
-    """WB2 scores of one forecast against the truth aligned to it (same layout).
+    """WB2 scores of one forecast against the truth aligned to it (same layout), in memory.
 
     Deterministic metrics (mse, rmse, bias, mae, and acc given a climatology in
     the same layout) score the ensemble mean of an ensemble, which also gets
@@ -176,42 +313,10 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
     pair is scored.
 
     Returns a dataset with, per variable, dims (metric, region, lead_time[, level]).
+    Forecasts larger than memory: :func:`earthgraph.scoring.chunked.score_forecasts`.
     """
-    member = ensemble.ensemble_dim(forecast)
-    names = variables or list(forecast.data_vars)
-    weights = _region_weights(regions, truth)  # the same grid for every variable
-    out = {}
-    for var in names:
-        f, o = forecast[var].astype(np.float64).load(), truth[var].astype(np.float64).load()
-        f_det = f.mean(member, skipna=False) if member else f
-        clim = climatology[var].astype(np.float64).load() if climatology is not None and var in climatology else None
-        valid = o.notnull() if skip_missing_truth else None
-
-        def score(w, f=f, f_det=f_det, o=o, clim=clim):
-            result = _deterministic(f_det, o, w, clim, scored)
-            if member:
-                result.update(_ensemble(f, o, w, member, result["rmse"], scored))
-            return result
-
-        out[var] = _per_region(regions, weights, valid, score)
-        out[var].attrs = {k: truth[var].attrs[k] for k in ("units", "sphere") if k in truth[var].attrs}
-    for u, v, name in WIND_VECTORS:
-        if u in names and v in names:
-            fu, fv = forecast[u].astype(np.float64), forecast[v].astype(np.float64)
-            tu, tv = truth[u].astype(np.float64), truth[v].astype(np.float64)
-            if member:
-                fu, fv = fu.mean(member, skipna=False), fv.mean(member, skipna=False)
-            valid = (tu.notnull() & tv.notnull()) if skip_missing_truth else None
-
-            def wind(w, fu=fu, fv=fv, tu=tu, tv=tv):
-                m = metrics.wind_vector_mse(fu, fv, tu, tv, w, scored=scored)
-                return {"mse": m, "rmse": np.sqrt(m)}
-
-            out[name] = _per_region(regions, weights, valid, wind)
-            out[name].attrs = {"units": truth[u].attrs.get("units", ""), "sphere": truth[u].attrs.get("sphere", "")}
-    ds = xr.Dataset(out).rename(prediction_timedelta="lead_time")
-    ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
-    return ds.transpose("metric", "region", "lead_time", ...)
+    terms = forecast_terms(forecast, truth, regions, climatology, variables, skip_missing_truth)
+    return finish_scores(terms, scored)
 
 
 def results_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:

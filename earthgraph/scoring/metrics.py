@@ -8,7 +8,10 @@ mean). Forecast and truth share the WB2 forecast layout
 ``time + prediction_timedelta``.
 
 Each returns the forecast's dims less ``time`` and the spatial dims, e.g.
-``(prediction_timedelta[, level])``.
+``(prediction_timedelta[, level])``. The per-forecast terms they average
+(:func:`spatial_average`, :func:`spatial_variance`, :func:`anomaly_correlation`) keep
+``time``: they are what chunked scoring (``earthgraph.scoring.chunked``) accumulates
+one chunk of initialisation times at a time before the same time means.
 
 ``weights`` are the area weights times a region factor over the spatial dims
 (:func:`region_weights`). As in WB2, points of zero weight are set to zero
@@ -69,16 +72,22 @@ def _average_by_matmul(x: xr.DataArray, weights: xr.DataArray, dims: tuple[str, 
     def reaches(points: np.ndarray) -> np.ndarray:  # (forecasts, sets): any such point of positive weight
         return points.astype(np.float64) @ inside > 0
 
-    missing = np.isnan(values)
+    finite = np.isfinite(values)
     # A product 0 * inf would be NaN: infinities are summed apart, and count only where weighted.
-    num = np.where(np.isfinite(values), values, 0.0) @ w
-    high, low = reaches(values == np.inf), reaches(values == -np.inf)
-    num = np.where(high & low, np.nan, np.where(high, np.inf, np.where(low, -np.inf, num)))
+    num = np.where(finite, values, 0.0) @ w
+    # Only the forecasts (rows) holding a NaN or an infinity can reach one: the others skip
+    # those products (counts of 0/1 points, exact whichever rows they are computed with).
+    odd = ~finite.all(axis=1)
+    if odd.any():
+        v = values[odd]
+        high, low = reaches(v == np.inf), reaches(v == -np.inf)
+        nan_inside = False if skipna else reaches(np.isnan(v))
+        num[odd] = np.where(nan_inside, np.nan, np.where(high & low, np.nan,
+                                                         np.where(high, np.inf, np.where(low, -np.inf, num[odd]))))
     if skipna:
-        den = (~missing).astype(np.float64) @ w
+        den = (~np.isnan(values)).astype(np.float64) @ w
     else:
         den = np.broadcast_to(w.sum(axis=0), num.shape)
-        num = np.where(reaches(missing), np.nan, num)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(den != 0, num / den, np.nan)
     shape = [x.sizes[d] for d in rest] + [weights.sizes[d] for d in own]
@@ -122,17 +131,25 @@ def mae(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, skip
     return time_mean(spatial_average(abs(forecast - truth), weights, skipna), skipna, scored)
 
 
-def acc(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray, weights: xr.DataArray,
-        skipna: bool = False, scored: xr.DataArray | None = None) -> xr.DataArray:
-    """Uncentred anomaly correlation, per forecast then averaged over time:
-    ``mean_t <f'o'> / sqrt(<f'^2> <o'^2>)`` with ``f' = f - c``, ``o' = o - c`` and
-    ``c`` the climatology valid at the same time (same layout as the truth)."""
+def anomaly_correlation(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray,
+                        weights: xr.DataArray, skipna: bool = False) -> xr.DataArray:
+    """Uncentred anomaly correlation of each forecast (no time mean):
+    ``<f'o'> / sqrt(<f'^2> <o'^2>)`` with ``f' = f - c``, ``o' = o - c`` and ``c`` the
+    climatology valid at the same time (same layout as the truth). Dimensionless; dims
+    of the forecast less the spatial ones (``time`` kept), plus those of ``weights``."""
     fa, oa = forecast - climatology, truth - climatology
     both = fa.notnull() & oa.notnull() if skipna else True
     fa, oa = fa.where(both), oa.where(both)  # the three means over the same points
     num = spatial_average(fa * oa, weights, skipna)
     den = np.sqrt(spatial_average(fa ** 2, weights, skipna) * spatial_average(oa ** 2, weights, skipna))
-    return time_mean(num / den, skipna, scored)
+    return num / den
+
+
+def acc(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray, weights: xr.DataArray,
+        skipna: bool = False, scored: xr.DataArray | None = None) -> xr.DataArray:
+    """Uncentred anomaly correlation, per forecast then averaged over time:
+    ``mean_t <f'o'> / sqrt(<f'^2> <o'^2>)`` (:func:`anomaly_correlation`, then the time mean)."""
+    return time_mean(anomaly_correlation(forecast, truth, climatology, weights, skipna), skipna, scored)
 
 
 def wind_vector_mse(u_forecast: xr.DataArray, v_forecast: xr.DataArray, u_truth: xr.DataArray,
