@@ -74,8 +74,12 @@ def test_stations_on_grid_points_get_the_gridded_values_and_no_mask(small_osse):
         np.testing.assert_array_equal(at_every[p.variable].values[where], want[where], err_msg=p.variable)
         assert np.isfinite(at_every[p.variable].values).all(), f"{p.variable}: stations get their own value"
         masked += int((~where).sum())
+        # Decoding 13 points instead of the whole grid rounds a few float32 steps differently
+        # (torch's atan2 in the edge features): one step of the normalised value, times the
+        # channel's spread, so the absolute tolerance scales with the field (winds near 0).
+        scale = float(np.abs(at_every[p.variable].values).max())
         np.testing.assert_allclose(at_few[p.variable].values, at_every[p.variable].values[..., some], rtol=2e-6,
-                                   atol=1e-7, err_msg=p.variable)
+                                   atol=1e-6 * scale, err_msg=p.variable)
     assert masked > 0, "some grid points are masked for a land- or ocean-only product"
 
 

@@ -286,7 +286,9 @@ def finish_scores(terms: dict[str, RegionTerms], scored: xr.DataArray | None = N
     out = {}
     for var, rt in terms.items():
         out[var] = _finish(rt, scored)
-        out[var].attrs = rt.attrs
+        # The metrics this variable has (a wind vector only mse and rmse): the dataset's shared
+        # metric axis fills the others with NaN, which results_table leaves out.
+        out[var].attrs = {**rt.attrs, "metrics": [str(m) for m in out[var].metric.values]}
     ds = xr.Dataset(out).rename(prediction_timedelta="lead_time")
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     return ds.transpose("metric", "region", "lead_time", ...)
@@ -321,10 +323,13 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
 
 def results_table(results: dict[str, xr.Dataset]) -> pd.DataFrame:
     """All forecasts' results as one long table (:data:`TABLE_COLUMNS`); ``level`` is
-    NaN for single-level variables."""
+    NaN for single-level variables. A variable's rows are the metrics it has (its
+    ``metrics`` attribute: a wind vector's mse and rmse), not the shared axis's others."""
     frames = []
     for name, ds in results.items():
         for var, da in ds.data_vars.items():
+            if "metrics" in da.attrs:  # not the metrics another variable has and this one has not
+                da = da.sel(metric=[m for m in da.metric.values if m in list(da.attrs["metrics"])])
             df = da.to_dataframe(name="value").reset_index()
             df["lead_hours"] = df.pop("lead_time") / pd.Timedelta(hours=1)
             if "level" not in df:
