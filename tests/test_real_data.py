@@ -31,6 +31,20 @@ def wageningen_csv(tmp_path_factory):
     return path, table
 
 
+def _train_a_small_model(dm, steps: int, checkpoint: Path) -> None:
+    """A few steps of a small model on ``dm`` with a real Trainer, saved at ``checkpoint``."""
+    import lightning as L
+
+    from earthgraph.training.module import ForecastModule
+
+    module = ForecastModule(schema=dm.schema, static=dm.static, window_hours=dm.window_hours, nside=4, latent_dim=32,
+                            hidden_dim=32, processor_layers=2, warmup_steps=5)
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                        limit_val_batches=0, accelerator="cpu")
+    trainer.fit(module, dm)
+    trainer.save_checkpoint(checkpoint)
+
+
 def test_the_cabo_record_reads_as_24_years_of_daily_reports(wageningen_csv):
     _, table = wageningen_csv
     times = pd.to_datetime(table.time)
@@ -49,7 +63,6 @@ def test_a_real_station_is_declared_ingested_trained_forecast_and_scored(wagenin
     from earthgraph.data.store import ObservationStore
     from earthgraph.data.type_files import read_types
     from earthgraph.training.datamodule import ObservationDataModule
-    from earthgraph.training.module import ForecastModule
 
     csv, _ = wageningen_csv
     store = tmp_path / "obs.zarr"
@@ -66,12 +79,7 @@ def test_a_real_station_is_declared_ingested_trained_forecast_and_scored(wagenin
     dm = ObservationDataModule(str(store), ("1976-01-01", "1994-01-01"), ("1994-01-01", "1996-01-01"),
                                ("1996-01-01", "2000-01-01"), window_hours=24, input_windows=4, rollout=2,
                                batch_size=16, stride_hours=24, types=str(EXAMPLE / "types.yaml"))
-    module = ForecastModule(schema=dm.schema, static=dm.static, window_hours=24, nside=4, latent_dim=32,
-                            hidden_dim=32, processor_layers=2, warmup_steps=5)
-    trainer = L.Trainer(max_steps=40, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                        limit_val_batches=0, accelerator="cpu")
-    trainer.fit(module, dm)
-    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    _train_a_small_model(dm, 40, tmp_path / "model.ckpt")
 
     out = tmp_path / "scores"
     evaluate.main(["--checkpoint", str(tmp_path / "model.ckpt"), "--store", str(store), "--stations-obs", str(store),
@@ -121,7 +129,6 @@ def test_a_real_gridded_file_is_observed_trained_and_verified_at_moorings(navy_w
     from earthgraph.data.cli import main as data_cli
     from earthgraph.data.store import ObservationStore
     from earthgraph.training.datamodule import ObservationDataModule
-    from earthgraph.training.module import ForecastModule
 
     rename = ["--rename", "UWND=u_component_of_wind", "--rename", "VWND=v_component_of_wind"]
     store = tmp_path / "obs.zarr"
@@ -139,12 +146,7 @@ def test_a_real_gridded_file_is_observed_trained_and_verified_at_moorings(navy_w
     L.seed_everything(0)
     dm = ObservationDataModule(str(store), ("1982-02-01", "1983-01-01"), ("1983-01-01", "1983-02-01"),
                                ("1983-02-01", "1983-06-01"), rollout=1, batch_size=4, stride_hours=12)
-    module = ForecastModule(schema=dm.schema, static=dm.static, nside=4, latent_dim=32, hidden_dim=32,
-                            processor_layers=2, warmup_steps=5)
-    trainer = L.Trainer(max_steps=30, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                        limit_val_batches=0, accelerator="cpu")
-    trainer.fit(module, dm)
-    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    _train_a_small_model(dm, 30, tmp_path / "model.ckpt")
     out = tmp_path / "scores"
     evaluate.main(["--checkpoint", str(tmp_path / "model.ckpt"), "--store", str(store), "--data-dir", str(tmp_path),
                    "--stations-obs", str(tmp_path / "moorings.parquet"), "--by", "init", "--init-every-hours", "24",
