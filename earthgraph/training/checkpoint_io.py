@@ -1,5 +1,7 @@
 """Checkpoints written atomically: a crash or SIGKILL during a save leaves the
-previous checkpoint intact, never a truncated file under the final name."""
+previous checkpoint intact, never a truncated file under the final name; and read
+through their format (``checkpoint_format``): an older one migrated, a newer, truncated
+or corrupt one refused by name."""
 
 from __future__ import annotations
 
@@ -11,11 +13,17 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from earthgraph.data.atomic import sibling_path
+from earthgraph.training.checkpoint_format import read_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` to a hidden sibling, flushed to disk, then ``os.replace`` onto the
-    final name. Remote (fsspec URL) paths fall back to Lightning's own writer."""
+    final name. Remote (fsspec URL) paths fall back to Lightning's own writer. Loading
+    (``train.py fit --ckpt_path``) reads through the checkpoint's format."""
+
+    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        # Lightning's default keeps every tensor where it is read (the CPU), whatever device saved it.
+        return read_checkpoint(path, map_location if map_location is not None else (lambda storage, loc: storage))
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if "://" in str(path):

@@ -9,6 +9,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from earthgraph.training import threads
+from earthgraph.training.checkpoint_format import load_weights
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.writers import ForecastWriter
@@ -33,6 +34,13 @@ class EarthgraphCLI(LightningCLI):
                                  "the stations (default: every product)")
         parser.add_argument("--station_leads", type=float, nargs="+", default=None,
                             help="predict only: station forecast leads in hours (default: the gridded forecast's)")
+        # Starting from another run's checkpoint (README, "Resume, fork and warm start").
+        parser.add_argument("--fork_from", type=Optional[str], default=None,
+                            help="fit only: a new run from a checkpoint's weights, optimiser, schedule and step, "
+                                 "writing where this config says (--ckpt_path resumes the same run)")
+        parser.add_argument("--warm_start", type=Optional[str], default=None,
+                            help="fit only: a new run from a checkpoint's weights alone (a new optimiser from step "
+                                 "0; the config may differ wherever the weights' shapes agree)")
         # The model's input/output layout is the data's: declared once, in data.
         parser.link_arguments("data.schema", "model.schema", apply_on="instantiate")
         parser.link_arguments("data.static", "model.static", apply_on="instantiate")
@@ -45,6 +53,21 @@ class EarthgraphCLI(LightningCLI):
         if given and self.subcommand != "predict":
             raise ValueError(f"{', '.join(given)}: station forecasts are made by `train.py predict` only, not "
                              f"`{self.subcommand or 'train.py'}`")
+        starts = [f"--{k}" for k in ("fork_from", "warm_start") if config.get(k)]
+        if starts and self.subcommand != "fit":
+            raise ValueError(f"{', '.join(starts)}: only `train.py fit` starts a run from a checkpoint")
+        if len(starts) + bool(config.get("ckpt_path")) > 1:
+            raise ValueError(f"{', '.join(starts + (['--ckpt_path'] if config.get('ckpt_path') else []))}: give one "
+                             "of --ckpt_path (resume this run), --fork_from (a new run from a checkpoint's training "
+                             "state) and --warm_start (a new run from its weights)")
+
+    def before_fit(self) -> None:
+        config = self.config_init[self.subcommand]
+        if config.get("warm_start"):
+            load_weights(self.model, config["warm_start"])
+        if config.get("fork_from"):
+            # Lightning's restore of a checkpoint's whole training state, into this config's run.
+            config["ckpt_path"] = config["fork_from"]
 
     def _finish_wandb(self) -> None:
         # Close the W&B run so that an offline run is complete on disk for `wandb sync`.

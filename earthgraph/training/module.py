@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import lightning as L
@@ -9,6 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.training.checkpoint_format import read_checkpoint, stamp
 from earthgraph.training.cycling import ReplayBuffer, cold_start, cycled_predictions
 from earthgraph.training.epoch_means import EpochMeans
 from earthgraph.training.loss import observation_loss
@@ -72,6 +74,22 @@ class ForecastModule(L.LightningModule):
         self.curriculum = parse_curriculum(rollout_curriculum)
         spheres = sorted({s["sphere"] for s in schema.values()})
         self.eval_means = EpochMeans([f"loss_{n}" for n in schema] + [f"loss_sphere_{s}" for s in spheres])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        stamp(checkpoint)  # the format and version that wrote it (training.checkpoint_format)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None,
+                             weights_only=None, **kwargs):
+        """Lightning's ``load_from_checkpoint`` of a checkpoint read through its format: an
+        older format is migrated first (``training.checkpoint_format``), a newer, truncated
+        or corrupt one refused by name."""
+        checkpoint = read_checkpoint(checkpoint_path, map_location)
+        buffer = io.BytesIO()  # the upgraded checkpoint, handed to Lightning's loader as a file
+        torch.save(checkpoint, buffer)
+        buffer.seek(0)
+        return super().load_from_checkpoint(buffer, map_location=map_location, hparams_file=hparams_file,
+                                            strict=strict, weights_only=False, **kwargs)
 
     def on_fit_start(self) -> None:
         if self.logger is None:

@@ -1,0 +1,157 @@
+"""Checkpoint formats: the committed format-1 checkpoint still loads and forecasts what it did
+when it was made; older formats are migrated, newer and broken ones refused by name; and the
+three ways to start from a checkpoint (resume, fork, warm start) do what they say."""
+
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+
+from earthgraph.data.batch import ObsSet
+from earthgraph.training import checkpoint_format
+from earthgraph.training.checkpoint_format import CheckpointError, read_checkpoint, upgrade
+from earthgraph.training.cli import main as train_cli
+from earthgraph.training.module import ForecastModule
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "checkpoint-format-1"
+
+
+def _sets(plain: dict) -> dict[str, ObsSet]:
+    return {name: ObsSet(**{f.name: cols[f.name] for f in fields(ObsSet)}) for name, cols in plain.items()}
+
+
+def test_the_format_1_checkpoint_forecasts_what_it_did_when_it_was_made():
+    raw = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
+    assert raw["earthgraph"] == {"format": 1, "version": "0.1.0"}, "a checkpoint records its format and version"
+    module = ForecastModule.load_from_checkpoint(FIXTURE / "model.ckpt", map_location="cpu").eval()
+    saved = torch.load(FIXTURE / "batch_and_forecasts.pt", map_location="cpu", weights_only=False)
+    batch = {"init_time": saved["init_time"], "inputs": _sets(saved["inputs"]),
+             "targets": [_sets(t) for t in saved["targets"]], "input_windows": saved["input_windows"]}
+    with torch.no_grad():
+        (predictions,) = module(batch)
+    assert set(predictions) == set(saved["predictions"]) == {"synop", "drifter"}
+    for name, expected in saved["predictions"].items():
+        torch.testing.assert_close(predictions[name], expected, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_older_formats_are_migrated_in_order_and_newer_or_broken_ones_refused_by_name(tmp_path):
+    old = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
+    del old["earthgraph"]  # what every checkpoint before formats looked like: format 0
+    torch.save(old, tmp_path / "format0.ckpt")
+    assert upgrade(read_checkpoint(tmp_path / "format0.ckpt"), "x") == [], "read_checkpoint migrated it already"
+    module = ForecastModule.load_from_checkpoint(tmp_path / "format0.ckpt", map_location="cpu")
+    assert sum(p.numel() for p in module.parameters()) > 0
+
+    # Migrations run one format at a time, in order (a made-up format 2 renaming a weight).
+    ckpt = read_checkpoint(FIXTURE / "model.ckpt")
+    key = next(iter(ckpt["state_dict"]))
+    order = []
+
+    def one_to_two(c):
+        order.append(1)
+        c["state_dict"]["renamed"] = c["state_dict"].pop(key)
+
+    def two_to_three(c):
+        order.append(2)
+        assert "renamed" in c["state_dict"], "format 2's migration ran first"
+
+    assert upgrade(ckpt, "x", {**checkpoint_format.MIGRATIONS, 1: one_to_two, 2: two_to_three}, current=3) == [1, 2]
+    assert order == [1, 2] and ckpt["earthgraph"]["format"] == 3 and ckpt["earthgraph"]["migrated_from"] == 1
+
+    newer = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
+    newer["earthgraph"] = {"format": 2, "version": "0.3.0"}
+    torch.save(newer, tmp_path / "newer.ckpt")
+    with pytest.raises(CheckpointError, match=r"newer\.ckpt: format 2 \(written by earthgraph 0\.3\.0\) is newer than "
+                                              r"this earthgraph \(0\.1\.0\) reads, formats 0 to 1: upgrade earthgraph"):
+        ForecastModule.load_from_checkpoint(tmp_path / "newer.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes((FIXTURE / "model.ckpt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=r"cut\.ckpt cannot be read \(truncated or corrupt\?\)"):
+        ForecastModule.load_from_checkpoint(tmp_path / "cut.ckpt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match=r"foreign\.ckpt: not a Lightning checkpoint"):
+        read_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_migrate_rewrites_a_checkpoint_in_the_current_format(tmp_path):
+    old = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
+    del old["earthgraph"]
+    torch.save(old, tmp_path / "old.ckpt")
+    run = [sys.executable, "-m", "earthgraph.training", "migrate"]
+    proc = subprocess.run(run + [str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "new.ckpt")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "format 0 -> 1" in proc.stdout
+    new = torch.load(tmp_path / "new.ckpt", map_location="cpu", weights_only=False)
+    assert new["earthgraph"]["format"] == 1 and new["earthgraph"]["migrated_from"] == 0
+    for k, v in old["state_dict"].items():
+        torch.testing.assert_close(new["state_dict"][k], v, rtol=0, atol=0)
+    assert "earthgraph" not in torch.load(tmp_path / "old.ckpt", weights_only=False), "--out leaves the old one"
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    proc = subprocess.run(run + [str(tmp_path / "bad.ckpt")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "bad.ckpt cannot be read" in proc.stderr
+    assert (tmp_path / "bad.ckpt").read_bytes() == b"not a checkpoint"
+
+
+def _config(tmp_path, out, run) -> Path:
+    cfg = tmp_path / f"{run}.yaml"
+    cfg.write_text(f"""
+seed_everything: 5
+trainer:
+  max_steps: 8
+  accelerator: cpu
+  limit_val_batches: 0
+  enable_progress_bar: false
+  default_root_dir: {tmp_path}/{run}
+  logger: false
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {{dirpath: {tmp_path}/{run}/ckpt, save_last: true, every_n_train_steps: 4, save_top_k: -1,
+                   filename: "{{step}}"}}
+model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, warmup_steps: 3}}
+data:
+  store: {out}/obs.zarr
+  train_period: [2020-03-01, 2020-03-09]
+  val_period: [2020-03-09, 2020-03-11]
+  batch_size: 2
+  max_targets_per_type: 200
+""")
+    return cfg
+
+
+def test_fork_continues_a_checkpoints_training_as_a_new_run_and_warm_start_takes_its_weights_alone(
+        small_osse, tmp_path):
+    out, _ = small_osse
+    train_cli(["fit", "--config", str(_config(tmp_path, out, "whole"))])
+    start = tmp_path / "whole" / "ckpt" / "step=4.ckpt"
+    whole = read_checkpoint(tmp_path / "whole" / "ckpt" / "last.ckpt")
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "whole" / "ckpt").iterdir()}
+
+    # Fork: the training state of step 4 (weights, optimiser, schedule, step, data order) in a new run.
+    train_cli(["fit", "--config", str(_config(tmp_path, out, "fork")), "--fork_from", str(start)])
+    fork = read_checkpoint(tmp_path / "fork" / "ckpt" / "last.ckpt")
+    assert fork["global_step"] == 8 and not (tmp_path / "fork" / "ckpt" / "step=4.ckpt").exists()
+    for name, value in whole["state_dict"].items():  # the same run, continued elsewhere
+        torch.testing.assert_close(fork["state_dict"][name], value, rtol=1e-5, atol=1e-7, msg=name)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "whole" / "ckpt").iterdir()} == before
+
+    # Warm start: step 4's weights, a new optimiser from step 0, a different learning rate.
+    train_cli(["fit", "--config", str(_config(tmp_path, out, "warm")), "--warm_start", str(start),
+               "--model.lr", "1e-12", "--trainer.max_steps", "2"])
+    warm, weights = read_checkpoint(tmp_path / "warm" / "ckpt" / "last.ckpt"), read_checkpoint(start)["state_dict"]
+    assert warm["global_step"] == 2
+    assert warm["optimizer_states"][0]["state"][0]["step"] == 2, "a new optimiser, two steps old"
+    for name, value in weights.items():  # a learning rate of 1e-12 leaves the weights where they started
+        torch.testing.assert_close(warm["state_dict"][name], value, rtol=0, atol=1e-9, msg=name)
+
+    # The shapes must agree: a wider model is refused, naming the weights that differ.
+    with pytest.raises(CheckpointError, match=r"step=4\.ckpt: its weights do not fit this model .*checkpoint "
+                                              r"\(\d+, 16\), model \(\d+, 32\)"):
+        train_cli(["fit", "--config", str(_config(tmp_path, out, "wide")), "--warm_start", str(start),
+                   "--model.latent_dim", "32", "--model.hidden_dim", "32"])
+    with pytest.raises(ValueError, match=r"--fork_from, --ckpt_path: give one of"):
+        train_cli(["fit", "--config", str(_config(tmp_path, out, "both")), "--fork_from", str(start),
+                   "--ckpt_path", str(start)])
