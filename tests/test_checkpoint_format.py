@@ -15,6 +15,7 @@ from earthgraph.training import checkpoint_format
 from earthgraph.training.checkpoint_format import CheckpointError, read_checkpoint, upgrade
 from earthgraph.training.cli import main as train_cli
 from earthgraph.training.module import ForecastModule
+from test_training import _resume_config
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "checkpoint-format-1"
@@ -96,42 +97,17 @@ def test_migrate_rewrites_a_checkpoint_in_the_current_format(tmp_path):
     assert (tmp_path / "bad.ckpt").read_bytes() == b"not a checkpoint"
 
 
-def _config(tmp_path, out, run) -> Path:
-    cfg = tmp_path / f"{run}.yaml"
-    cfg.write_text(f"""
-seed_everything: 5
-trainer:
-  max_steps: 8
-  accelerator: cpu
-  limit_val_batches: 0
-  enable_progress_bar: false
-  default_root_dir: {tmp_path}/{run}
-  logger: false
-  callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{dirpath: {tmp_path}/{run}/ckpt, save_last: true, every_n_train_steps: 4, save_top_k: -1,
-                   filename: "{{step}}"}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, warmup_steps: 3}}
-data:
-  store: {out}/obs.zarr
-  train_period: [2020-03-01, 2020-03-09]
-  val_period: [2020-03-09, 2020-03-11]
-  batch_size: 2
-  max_targets_per_type: 200
-""")
-    return cfg
-
-
 def test_fork_continues_a_checkpoints_training_as_a_new_run_and_warm_start_takes_its_weights_alone(
         small_osse, tmp_path):
     out, _ = small_osse
-    train_cli(["fit", "--config", str(_config(tmp_path, out, "whole"))])
+    eight = ["--trainer.max_steps", "8"]
+    train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "whole")), *eight])
     start = tmp_path / "whole" / "ckpt" / "step=4.ckpt"
     whole = read_checkpoint(tmp_path / "whole" / "ckpt" / "last.ckpt")
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "whole" / "ckpt").iterdir()}
 
     # Fork: the training state of step 4 (weights, optimiser, schedule, step, data order) in a new run.
-    train_cli(["fit", "--config", str(_config(tmp_path, out, "fork")), "--fork_from", str(start)])
+    train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "fork")), *eight, "--fork_from", str(start)])
     fork = read_checkpoint(tmp_path / "fork" / "ckpt" / "last.ckpt")
     assert fork["global_step"] == 8 and not (tmp_path / "fork" / "ckpt" / "step=4.ckpt").exists()
     for name, value in whole["state_dict"].items():  # the same run, continued elsewhere
@@ -139,7 +115,7 @@ def test_fork_continues_a_checkpoints_training_as_a_new_run_and_warm_start_takes
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "whole" / "ckpt").iterdir()} == before
 
     # Warm start: step 4's weights, a new optimiser from step 0, a different learning rate.
-    train_cli(["fit", "--config", str(_config(tmp_path, out, "warm")), "--warm_start", str(start),
+    train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "warm")), "--warm_start", str(start),
                "--model.lr", "1e-12", "--trainer.max_steps", "2"])
     warm, weights = read_checkpoint(tmp_path / "warm" / "ckpt" / "last.ckpt"), read_checkpoint(start)["state_dict"]
     assert warm["global_step"] == 2
@@ -150,8 +126,8 @@ def test_fork_continues_a_checkpoints_training_as_a_new_run_and_warm_start_takes
     # The shapes must agree: a wider model is refused, naming the weights that differ.
     with pytest.raises(CheckpointError, match=r"step=4\.ckpt: its weights do not fit this model .*checkpoint "
                                               r"\(\d+, 16\), model \(\d+, 32\)"):
-        train_cli(["fit", "--config", str(_config(tmp_path, out, "wide")), "--warm_start", str(start),
+        train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "wide")), "--warm_start", str(start),
                    "--model.latent_dim", "32", "--model.hidden_dim", "32"])
     with pytest.raises(ValueError, match=r"--fork_from, --ckpt_path: give one of"):
-        train_cli(["fit", "--config", str(_config(tmp_path, out, "both")), "--fork_from", str(start),
+        train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "both")), "--fork_from", str(start),
                    "--ckpt_path", str(start)])
