@@ -8,7 +8,7 @@ QS := outputs/quickstart
 export WANDB_MODE := offline
 export WANDB_SILENT := true
 
-.PHONY: setup quickstart small default default-data data gpu-data train evaluate test check-macos clean
+.PHONY: setup quickstart small default default-data data gpu-data train evaluate test check-macos clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,10 +74,10 @@ default: setup
 		--wandb-dir $(DEF) --leads 12 24 48 72 96 120 && \
 	echo "default finished in $$(( $$(date +%s) - start )) s; outputs in $(DEF)/"
 
-# Data for configs/gpu.yaml: the default chaotic nature run on its 64x128 grid, every
-# observing system at full density (about 34,000 observations per window).
+# Data for configs/gpu.yaml: the default chaotic nature run on its 64x128 grid and the real
+# planet (climt), every observing system at full density (about 34,000 observations per window).
 gpu-data: setup
-	$(BIN)/python -m earthgraph.data generate --out outputs/gpu/data --days 365 --seed 0
+	$(BIN)/python -m earthgraph.data generate --out outputs/gpu/data --days 365 --seed 0 --statics climt
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -89,5 +89,12 @@ check-macos: setup
 		--python-platform aarch64-apple-darwin --python-version 3.11 --only-binary :all: \
 		&& echo "check-macos: every requirement has a macOS arm64 wheel"
 
+# Caches outside the checkout (the meshes' graphs, rebuilt when missing; climt's static files,
+# fetched when missing): no command's output depends on whether they are there.
+CACHES := $(HOME)/.cache/earthgraph
 clean:
 	rm -rf outputs wandb lightning_logs .pytest_cache
+	@if [ -d $(CACHES) ]; then echo "kept (make distclean removes them, and .venv):"; du -sh $(CACHES)/* 2>/dev/null; fi
+
+distclean: clean
+	rm -rf $(CACHES) $(VENV)

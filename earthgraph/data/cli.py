@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--spinup-days", type=float, default=NatureRunConfig.spinup_days)
     gen.add_argument("--obs-scale", type=float, default=1.0, help="multiplies every observing system's density")
     gen.add_argument("--statics", default=NatureRunConfig.statics,
-                     help="auto (real if fetched, else synthetic), climt, synthetic, or a folder of climt files")
+                     help="synthetic (default: the same planet everywhere), climt (the real land-sea mask and "
+                          "orography, fetched from PyPI when absent), or a folder of climt's files")
     gen.add_argument("--atmosphere", default=NatureRunConfig.atmosphere, choices=("vorticity", "waves"),
                      help="vorticity: chaotic barotropic model (default); waves: prescribed travelling waves")
     gen.add_argument("--systems", nargs="+", default=None, metavar="SYSTEM",

@@ -84,9 +84,11 @@ class NatureRunConfig:
     output_hours: float = 3.0
     spinup_days: float = 60.0
     seed: int = 0
-    # "auto" (climt's real land mask and orography if found, else synthetic),
-    # "synthetic", "climt", or a directory holding climt's static files.
-    statics: str = "auto"
+    # "synthetic" (the default: the same planet on every machine), "climt" (the real land mask
+    # and orography, fetched from PyPI when absent), or a directory holding climt's static
+    # files. ("auto", climt's if found else synthetic, is read in old runs' configs only: its
+    # output depended on what a machine had cached.)
+    statics: str = "synthetic"
     land_fraction: float = 0.3  # of the synthetic planet only
     mixed_layer_depth_m: float = 2.5
     # High ground has a colder equilibrium air temperature, by this much per km of orography.

@@ -124,16 +124,22 @@ def synthetic_statics(grid: LatLonGrid, land_fraction: float, seed: int) -> Plan
                          source=f"synthetic (seed {seed}, land_fraction {land_fraction})")
 
 
-def load_statics(grid: LatLonGrid, source: str = "auto", land_fraction: float = 0.3, seed: int = 0) -> PlanetStatics:
+def load_statics(grid: LatLonGrid, source: str = "synthetic", land_fraction: float = 0.3,
+                 seed: int = 0) -> PlanetStatics:
     """Static fields for a nature run on ``grid``.
 
-    source: ``"auto"`` (climt's real fields if found, else synthetic, with a
-        warning), ``"synthetic"``, ``"climt"`` (real fields or an error), or a
-        directory holding climt's ``_data`` files.
+    source: ``"synthetic"``, ``"climt"`` (the real fields, fetched from PyPI when
+        this machine does not have them: the same fields either way), or a
+        directory holding climt's ``_data`` files. ``"auto"`` (climt's if found, else
+        synthetic, with a warning) is kept for the configs of old nature runs (the
+        perfect-model baseline reruns them); it is no longer offered, since its
+        output depended on a machine's cache.
     """
     if source == "synthetic":
         return synthetic_statics(grid, land_fraction, seed)
-    directory = None if source in ("auto", "climt") else source
+    if source == "climt":
+        return read_climt_statics(grid, find_climt_data() or fetch_climt_statics())
+    directory = None if source == "auto" else source
     found = find_climt_data(directory)
     if found is not None:
         return read_climt_statics(grid, found)

@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from earthgraph.training import threads
 from earthgraph.training.checkpoint_format import load_weights
+from earthgraph.training.config_checks import check_config
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.writers import ForecastWriter
@@ -53,6 +54,9 @@ class EarthgraphCLI(LightningCLI):
         if given and self.subcommand != "predict":
             raise ValueError(f"{', '.join(given)}: station forecasts are made by `train.py predict` only, not "
                              f"`{self.subcommand or 'train.py'}`")
+        if self.subcommand and config.get("data") and config.get("model"):
+            # The cross-field checks, before any data is read or model built.
+            check_config(dict(config["model"]), dict(config["data"]))
         starts = [f"--{k}" for k in ("fork_from", "warm_start") if config.get(k)]
         if starts and self.subcommand != "fit":
             raise ValueError(f"{', '.join(starts)}: only `train.py fit` starts a run from a checkpoint")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Literal
 
 import lightning as L
 import torch
@@ -30,13 +31,15 @@ class ForecastModule(L.LightningModule):
                  latent_dim: int = 64, hidden_dim: int = 64, processor_layers: int = 4, decoder_k: int = 4,
                  window_hours: float = 12.0, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 50, min_lr_ratio: float = 0.05, type_weights: dict[str, float] | None = None,
-                 encoder_neighbours: bool = True, mesh: str = "healpix", mesh_level: int = 4,
+                 encoder_neighbours: bool = True, mesh: Literal["healpix", "icosahedral"] = "healpix", mesh_level: int = 4,
                  multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
-                 processor: str = "interaction", attention_heads: int = 4, activation_checkpointing: bool = False,
+                 processor: Literal["interaction", "transformer"] = "interaction", attention_heads: int = 4,
+                 activation_checkpointing: bool = False,
                  max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
                  rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
-                 kernel_backend: str = "auto", cycling: bool = False, analysis_layers: int = 1,
+                 kernel_backend: Literal["auto", "torch", "triton", "cuda", "torch_scatter"] = "auto",
+                 cycling: bool = False, analysis_layers: int = 1,
                  replay_buffer_states: int = 0, cold_start_fraction: float = 0.1, batch_types: bool = True,
                  state_norm: bool = False, latent_noise: float = 0.0, error_floor: float = 0.0,
                  processor_statics: bool = False):
