@@ -131,3 +131,20 @@ def test_fork_continues_a_checkpoints_training_as_a_new_run_and_warm_start_takes
     with pytest.raises(ValueError, match=r"--fork_from, --ckpt_path: give one of"):
         train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "both")), "--fork_from", str(start),
                    "--ckpt_path", str(start)])
+
+
+def test_two_seeded_cpu_runs_write_bitwise_identical_checkpoints(small_osse, tmp_path):
+    """Seeded CPU training repeats to the bit: weights, optimiser state and step, after 200
+    steps with input dropout and target subsampling (both seeded)."""
+    out, _ = small_osse
+    two_hundred = ["--trainer.max_steps", "200", "--trainer.logger", "false"]
+    for run in ("a", "b"):
+        train_cli(["fit", "--config", str(_resume_config(tmp_path, out, run)), *two_hundred])
+    a, b = (torch.load(tmp_path / r / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False) for r in "ab")
+    assert a["global_step"] == b["global_step"] == 200
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][name]), name
+    for state_a, state_b in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
+        for key, value in state_a.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(state_b[key])), key
