@@ -516,6 +516,7 @@ data:
 
 
 def test_checkpoints_are_replaced_atomically_and_the_cli_uses_it(small_osse, tmp_path):
+    from earthgraph.training.checkpoint_format import CheckpointError
     from earthgraph.training.checkpoint_io import AtomicCheckpointIO
     from earthgraph.training.cli import main
 
@@ -527,7 +528,8 @@ def test_checkpoints_are_replaced_atomically_and_the_cli_uses_it(small_osse, tmp
         def __reduce__(self):
             raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"last\.ckpt: writing failed \(RuntimeError: disk full\); the previous "
+                                              r"checkpoint there is intact"):
         io.save_checkpoint({"global_step": 8, "bad": Unpicklable()}, path)
     assert torch.load(path, weights_only=False)["global_step"] == 4, "the previous checkpoint survives"
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"], "no half-written debris"

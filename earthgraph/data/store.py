@@ -205,10 +205,14 @@ class StoreWriter:
             return
         g = self._root[name]
         start, n = self._rows[name], self._pending_rows[name]
-        for k in parts[0]:
-            arr = g[k]
-            arr.resize((start + n, *arr.shape[1:]))
-            arr[start:start + n] = np.concatenate([p[k] for p in parts])
+        try:
+            for k in parts[0]:
+                arr = g[k]
+                arr.resize((start + n, *arr.shape[1:]))
+                arr[start:start + n] = np.concatenate([p[k] for p in parts])
+        except OSError as e:  # a full disk, a file-size limit
+            raise StoreError(f"store {self.name}: writing failed ({type(e).__name__}: {e}); the store there is "
+                             "unchanged") from e
         self._rows[name] = start + n
         self._pending[name], self._pending_rows[name] = [], 0
 
@@ -219,6 +223,11 @@ class StoreWriter:
             return
         try:
             self._finalise()
+        except OSError as e:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._drop_staging()
+            raise StoreError(f"store {self.name}: writing failed ({type(e).__name__}: {e}); the store there is "
+                             "unchanged") from e
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self._drop_staging()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -210,3 +211,35 @@ class TimeBudget(L.Callback):
                   f"{clock(needed)}, over the {clock(self.seconds)} budget: stopping at step {stop} "
                   f"(the learning rate decays to its floor there). Fewer steps give a weaker forecast; "
                   f"for the full run, raise or remove the TimeBudget callback.", flush=True)
+
+
+class PeriodicCheckpoint(L.Callback):
+    """Saves ``periodic.ckpt`` every ``every_n_train_steps`` steps, beside what ``ModelCheckpoint``
+    saves at validation, so that a run killed between validations can resume from at most that
+    many steps back: ``train.py fit --ckpt_path last`` takes the newest intact checkpoint of the
+    run's folders (``checkpoint_format.newest_intact``).
+
+    The file goes into ``dirpath`` (default: the first ``ModelCheckpoint``'s folder, else
+    ``<default_root_dir>/checkpoints``), written atomically; the copy it replaces is kept as
+    ``periodic.ckpt.previous``, so a damaged file still leaves an intact one. Why not
+    ``ModelCheckpoint(every_n_train_steps=...)``: that turns off its saves at validation, where
+    a ``TimeBudget`` stop saves the final weights.
+    """
+
+    def __init__(self, every_n_train_steps: int = 100, dirpath: str | None = None,
+                 filename: str = "periodic.ckpt") -> None:
+        if every_n_train_steps < 1:
+            raise ValueError(f"PeriodicCheckpoint: every_n_train_steps must be >= 1, got {every_n_train_steps}")
+        self.every, self.dirpath, self.filename = every_n_train_steps, dirpath, filename
+
+    def folder(self, trainer) -> Path:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        if self.dirpath is not None:
+            return Path(self.dirpath)
+        found = [cb.dirpath for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath]
+        return Path(found[0]) if found else Path(trainer.default_root_dir) / "checkpoints"
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0 and trainer.global_step > 0:
+            trainer.save_checkpoint(self.folder(trainer) / self.filename)

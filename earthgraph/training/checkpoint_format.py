@@ -126,3 +126,19 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
         raise CheckpointError(f"checkpoint {path}: its weights do not fit this model ({len(problems)} "
                               f"difference(s)): {shown}")
     module.load_state_dict(state)
+
+
+def newest_intact(folders: list[str | os.PathLike], warn: Callable[[str], None] = print) -> Path | None:
+    """The newest checkpoint in ``folders`` (by modification time: ``*.ckpt`` and the
+    ``*.ckpt.previous`` copies that the writer keeps) that reads; each newer one that does
+    not is named through ``warn``. None when there is none."""
+    candidates = [p for d in folders if Path(d).is_dir()
+                  for p in [*Path(d).glob("*.ckpt"), *Path(d).glob("*.ckpt.previous")] if p.is_file()]
+    for path in sorted(candidates, key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        try:
+            load_file(path, map_location=lambda storage, loc: storage)
+        except CheckpointError as e:
+            warn(f"resume: {e}; trying an older checkpoint")
+            continue
+        return path
+    return None

@@ -9,7 +9,8 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from earthgraph.training import threads
-from earthgraph.training.checkpoint_format import load_weights
+from earthgraph.training.callbacks import PeriodicCheckpoint
+from earthgraph.training.checkpoint_format import load_weights, newest_intact, read_checkpoint
 from earthgraph.training.config_checks import check_config
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
@@ -47,6 +48,19 @@ class EarthgraphCLI(LightningCLI):
         parser.link_arguments("data.static", "model.static", apply_on="instantiate")
         parser.link_arguments("data.window_hours", "model.window_hours")
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's (a resumed run takes its model's hyperparameters from the checkpoint), with
+        the checkpoint read through its format: migrated when older, refused by name when newer,
+        truncated or corrupt (Lightning's own read fails with an unpickling error)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = dict(read_checkpoint(ckpt_path, map_location="cpu").get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         threads.apply(int(config.get("data", {}).get("num_workers", 0) or 0), config.get("threads"))
@@ -67,11 +81,27 @@ class EarthgraphCLI(LightningCLI):
 
     def before_fit(self) -> None:
         config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            self._resume_from_newest_intact(config)
         if config.get("warm_start"):
             load_weights(self.model, config["warm_start"])
         if config.get("fork_from"):
             # Lightning's restore of a checkpoint's whole training state, into this config's run.
             config["ckpt_path"] = config["fork_from"]
+
+    def _resume_from_newest_intact(self, config) -> None:
+        """``--ckpt_path last``: the newest checkpoint of the run's checkpoint folders that reads
+        (a truncated or corrupt ``last.ckpt`` falls back to ``last.ckpt.previous`` or an
+        older one, each skipped one named); none at all leaves Lightning's "last", which
+        starts afresh with a warning."""
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        folders = [cb.dirpath for cb in self.trainer.callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath]
+        folders += [str(cb.folder(self.trainer)) for cb in self.trainer.callbacks if isinstance(cb, PeriodicCheckpoint)]
+        found = newest_intact(list(dict.fromkeys(folders)), warn=lambda line: print(line, flush=True))
+        if found is not None:
+            print(f"resume: from {found}", flush=True)
+            config["ckpt_path"] = str(found)
 
     def _finish_wandb(self) -> None:
         # Close the W&B run so that an offline run is complete on disk for `wandb sync`.
