@@ -8,7 +8,7 @@ QS := outputs/quickstart
 export WANDB_MODE := offline
 export WANDB_SILENT := true
 
-.PHONY: setup quickstart small default default-data data gpu-data train evaluate test check-macos clean distclean
+.PHONY: setup quickstart small default default-data data gpu-data train evaluate test fuzz check-macos clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ gpu-data: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The readers' property-based tests with many fresh cases (make test replays a fixed few);
+# the statistics say how many cases each test ran and how they ended.
+fuzz: setup
+	$(BIN)/python -m pytest -q tests/test_fuzz_*.py --hypothesis-profile=fuzz --hypothesis-show-statistics
 
 # The install resolves on macOS (arm64, macOS 14+) from wheels alone, triton left out by its
 # environment marker: uv resolves for that platform from here (no Mac needed).

@@ -14,9 +14,20 @@ os.environ.setdefault("WANDB_SILENT", "true")
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from hypothesis import HealthCheck, settings  # noqa: E402
+
 from earthgraph.data.generate import generate_osse  # noqa: E402
 from earthgraph.data.nature_run import NatureRunConfig  # noqa: E402
 from earthgraph.data.observing import ObservingConfig  # noqa: E402
+
+# The property-based (fuzz) tests of the readers, tests/test_fuzz_*.py. ``ci`` (the default)
+# replays the same cases on every run, so a red CI is reproducible and never flaky; ``fuzz``
+# (``make fuzz``) draws many more, fresh each run, and prints how many ran.
+_FUZZ_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                           HealthCheck.function_scoped_fixture])
+settings.register_profile("ci", max_examples=60, derandomize=True, print_blob=True, **_FUZZ_COMMON)
+settings.register_profile("fuzz", max_examples=1500, print_blob=True, **_FUZZ_COMMON)
+settings.load_profile("ci")
 
 SMALL_NATURE = dict(nlat=16, nlon=32, days=12.0, spinup_days=10.0, start="2020-03-01T00:00", seed=3,
                     statics="synthetic")

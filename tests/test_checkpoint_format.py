@@ -148,3 +148,30 @@ def test_two_seeded_cpu_runs_write_bitwise_identical_checkpoints(small_osse, tmp
     for state_a, state_b in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
         for key, value in state_a.items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(state_b[key])), key
+
+
+def test_the_random_draws_of_an_epoch_do_not_depend_on_the_number_of_loader_workers(small_osse, tmp_path):
+    """Input dropout and target subsampling change with the epoch, also in persistent workers
+    (which hold a copy of the dataset made when they started: the epoch travels with each key)."""
+    from earthgraph.training.cli import main as train_cli
+    from test_training import _resume_config
+
+    out, _ = small_osse
+    cfg = _resume_config(tmp_path, out, "run")  # graphdop dropout, 200 targets per type
+
+    def draws(workers: int) -> list[list[tuple]]:
+        dm = train_cli(["--config", str(cfg), "--data.num_workers", str(workers)], run=False).datamodule
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        epochs = []
+        for _ in range(2):
+            epochs.append([(tuple(b["init_time"].tolist()), {n: round(float(s.values.nansum()), 3)
+                                                             for n, s in b["inputs"].items()})
+                           for _, b in zip(range(3), loader)])
+        return epochs
+
+    in_process, in_workers = draws(0), draws(2)
+    assert in_workers == in_process
+    first = {times: sums for times, sums in in_process[0]}
+    same_sample = [(sums, first[times]) for times, sums in in_process[1] if times in first]
+    assert all(a != b for a, b in same_sample), "a sample's dropout changes with the epoch"

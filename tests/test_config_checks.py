@@ -42,3 +42,24 @@ def test_a_wrong_choice_is_refused_when_parsed_naming_the_choices(tmp_path):
     assert proc.returncode != 0
     assert "model.processor" in proc.stderr and "Literal['interaction', 'transformer']" in proc.stderr
     assert "Got value: interacton" in proc.stderr
+
+
+def test_a_weight_on_a_type_unobserved_in_the_training_period_is_warned_of():
+    import warnings
+
+    from earthgraph.data.store import ObservationStore
+    from earthgraph.training.config_checks import check_weighted_types_observed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture is a schema-1 store, read through its migration
+        store = ObservationStore(REPO / "tests" / "fixtures" / "store-schema-1")
+    # synop reports 2020-03-01T00:00 .. 03-04T02:30, amv 2020-03-01T00:00 .. 03-03T18:20
+    weights = {"synop": 2.0, "amv": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_weighted_types_observed(weights, {"train_period": ["2020-03-04", "2020-03-05"]}, store)
+    with pytest.warns(UserWarning, match=r"model\.type_weights\.synop: 2\.0, but the store has no 'synop' observation "
+                                         r"in data\.train_period \['2020-03-04T03:00', '2020-03-05'\] \(it has "
+                                         r"2020-03-01T00:00:00 \.\. 2020-03-04T02:30:00\)") as caught:
+        check_weighted_types_observed(weights, {"train_period": ["2020-03-04T03:00", "2020-03-05"]}, store)
+    assert len(caught) == 1, "a zero weight is no mistake"

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -98,3 +99,95 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_store_intact_with_a_name
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"StoreError: store {store}: writing failed (")
     assert ObservationStore(store).rows("synop") == rows, "the store there is unchanged"
+
+
+def _rewrite_with_other_synop_values(path: Path) -> None:
+    """Rewrite the store at ``path`` in place (as ``ingest`` does): every type as it was, synop's values + 1 K."""
+    from earthgraph.data.store import ObservationStore, StoreWriter
+
+    store = ObservationStore(path)
+    t0, t1 = store.time_range
+    columns = {n: store.read(n, t0, t1 + 1) for n in store.type_names}
+    columns["synop"]["values"] = columns["synop"]["values"] + 1.0
+    with StoreWriter(path, [store.obs_type(n) for n in store.type_names], overwrite=True,
+                     codes={n: store.codes(n) for n in store.type_names if store.codes(n)}) as w:
+        for name, cols in columns.items():
+            w.append(name, cols)
+
+
+class RewriteStoreAt(L.Callback):
+    """A callback (named by class path in the test's config) that rewrites the store mid-epoch."""
+
+    def __init__(self, store: str, step: int):
+        self.store, self.step = Path(store), step
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == self.step:
+            _rewrite_with_other_synop_values(self.store)
+
+
+def test_a_store_rewritten_under_a_running_training_stops_it_at_the_next_epoch(small_osse, tmp_path):
+    from earthgraph.training.datamodule import StoreChangedError
+
+    out, _ = small_osse
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["cp", "-r", str(out / "obs.zarr"), str(data / "obs.zarr")], check=True)
+    cfg = _periodic_config(tmp_path, data, "run")
+    text = cfg.read_text().replace(
+        "  callbacks:\n",
+        f"  callbacks:\n    - class_path: test_training_faults.RewriteStoreAt\n"
+        f"      init_args: {{store: {data}/obs.zarr, step: 2}}\n")
+    cfg.write_text(text + "  in_memory: false\n")
+    with pytest.raises(StoreChangedError, match=rf"observation store {data}/obs.zarr changed under this run, found "
+                                                r"at the start of epoch 1: changed: root, type "):
+        train_cli(["fit", "--config", str(cfg), "--trainer.max_steps", "9", "--trainer.limit_train_batches", "4",
+                   "--trainer.logger", "false"])
+    ckpt = tmp_path / "run" / "ckpt" / "periodic.ckpt"
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 3, "the checkpoint of epoch 0 is intact"
+
+
+def test_a_data_loader_worker_that_dies_is_named_with_the_window_it_was_reading(small_osse, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import numpy as np
+
+    from earthgraph.data.windows import WindowDataset
+    from earthgraph.training.loader_workers import DataLoaderWorkerError
+
+    out, _ = small_osse
+    cfg = _periodic_config(tmp_path, out, "run")
+    read = WindowDataset.__getitem__
+    parent = os.getpid()
+
+    def dies_in_a_worker(self, i):
+        if os.getpid() != parent:  # as the out-of-memory killer would end it
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read(self, i)
+
+    monkeypatch.setattr(WindowDataset, "__getitem__", dies_in_a_worker)
+    with pytest.raises(DataLoaderWorkerError) as caught:
+        train_cli(["fit", "--config", str(cfg), "--trainer.max_steps", "2", "--trainer.logger", "false",
+                   "--data.num_workers", "1"])
+    message = str(caught.value)
+    assert message.startswith("a data-loader worker died (DataLoader worker (pid")
+    assert "lower data.num_workers or data.batch_size" in message
+    # The first sample of epoch 0's shuffle (seed 0 of the data module), described by the dataset.
+    cli = train_cli(["--config", str(cfg)], run=False)
+    cli.datamodule.setup("fit")
+    train = cli.datamodule._datasets["train"]
+    first = int(np.random.default_rng([0, 0]).permutation(len(train))[0])
+    assert f"was reading {train.describe(first)}" in message
+    assert "initialised 2020-03-" in message and f"from store {out}/obs.zarr" in message
+
+
+@pytest.mark.parametrize("text, pids", [
+    ("DataLoader worker (pid 1234) is killed by signal: Killed.", {1234}),
+    ("DataLoader worker (pid(s) 1234, 5678) exited unexpectedly", {1234, 5678}),
+    ("CUDA out of memory", None),
+])
+def test_torchs_reports_of_dead_workers_are_recognised(text, pids):
+    from earthgraph.training.loader_workers import dead_worker_pids
+
+    assert dead_worker_pids(RuntimeError(text)) == pids

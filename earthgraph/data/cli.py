@@ -4,6 +4,7 @@
 ``python -m earthgraph.data observe ...`` makes an OSSE on a user's gridded reanalysis (zarr, netCDF);
 ``python -m earthgraph.data ingest ...`` puts a user's point tables into a store;
 ``python -m earthgraph.data types`` prints the built-in observation types as YAML, a template;
+``python -m earthgraph.data upgrade STORE`` rewrites a store of an older schema in the current one;
 ``python -m earthgraph.data fetch-statics`` downloads the real land-sea mask and
 orography (from the climt wheel on PyPI) that ``generate`` then uses.
 """
@@ -20,7 +21,8 @@ from earthgraph.data.ingest import IngestError, TableSpec, ingest_tables
 from earthgraph.data.nature_run import NatureRunConfig
 from earthgraph.data.observing import ObservingConfig
 from earthgraph.data.statics import StaticsError, default_statics_dir, fetch_climt_statics
-from earthgraph.data.store import ObservationStore
+from earthgraph.data.store import ObservationStore, StoreError, upgrade_store
+from earthgraph.data.store_schema import SCHEMA_VERSION
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     _add_ingest_parser(sub)
     types = sub.add_parser("types", help="print the built-in observation types as YAML, a template for your own")
     types.add_argument("--file", default=None, help="print the types of this YAML file instead, once checked")
+    upgrade = sub.add_parser("upgrade", help=f"rewrite an observation store of an older schema in schema "
+                                             f"{SCHEMA_VERSION} (atomic: the old store stays until the new one is "
+                                             "complete)")
+    upgrade.add_argument("store", help="the store's folder")
+    upgrade.add_argument("--out", default=None, help="write the upgraded store here and leave the old one "
+                                                     "(default: replace it)")
     args = parser.parse_args(argv)
 
     if args.command == "generate":
@@ -72,6 +80,24 @@ def main(argv: list[str] | None = None) -> int:
         return _ingest(args)
     elif args.command == "types":
         return _types(args)
+    elif args.command == "upgrade":
+        return _upgrade(args)
+    return 0
+
+
+def _upgrade(args) -> int:
+    try:
+        attrs = upgrade_store(args.store, args.out)
+    except StoreError as e:
+        print(f"upgrade failed: {e}", file=sys.stderr)
+        return 2
+    where = args.out or args.store
+    if not attrs.applied:
+        print(f"{args.store} is already in schema {SCHEMA_VERSION}" + (f"; copied to {where}" if args.out else ""))
+        return 0
+    print(f"{where}: schema {attrs.written_version} -> {SCHEMA_VERSION}")
+    for step in attrs.applied:
+        print(f"  {step}")
     return 0
 
 

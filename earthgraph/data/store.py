@@ -3,9 +3,9 @@
 Layout::
 
     store.zarr/
-      zarr.json                 attrs: schema_version, provenance, time range
+      zarr.json                 attrs: schema_version, earthgraph_version, provenance, time range
       static/                   optional gridded static fields (land_sea_mask, ...)
-      <type>/                   attrs: obs_type (schema), stats, window index spec
+      <type>/                   attrs: obs_type (schema), stats, rows, time_min/time_max, codes
         time      int64 (n,)    seconds since 1970-01-01, sorted ascending
         lat, lon  float64 (n,)  degrees, lon in [-180, 180)
         values    float32 (n, C)
@@ -23,14 +23,20 @@ deviation) are accumulated while the columns stream in.
 Writes are atomic: a store is written beside its destination and moved into
 place only when complete, so an interrupted write leaves the previous store
 untouched.
+
+The layout is versioned (``schema_version``): older stores are read through the
+migrations of :mod:`earthgraph.data.store_schema` and rewritten in the current
+layout by :func:`upgrade_store`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -40,8 +46,9 @@ from fsspec.core import url_to_fs
 
 from earthgraph.data.atomic import atomic_replace, sibling_path
 from earthgraph.data.obs_types import ObservationType
-
-SCHEMA_VERSION = 1
+from earthgraph.data.store_schema import (INTEGRITY, SCHEMA_VERSION, StoreAttributes, StoreSchemaError,
+                                          current_attributes, integrity_digest, missing_chunks, new_array,
+                                          writer_attributes)
 STATIC_GROUP = "static"
 COLUMN_CHUNK = 1 << 16
 
@@ -130,6 +137,7 @@ class StoreWriter:
         self._pending: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in self.types}
         self._pending_rows = {name: 0 for name in self.types}
         self._dtypes: dict[str, dict[str, np.dtype]] = {}
+        self._arrays: dict[str, dict[str, zarr.Array]] = {}
         self._last_time = {name: None for name in self.types}
         self._stats = {name: RunningStats(len(t.channels)) for name, t in self.types.items()}
         self._root = None
@@ -161,15 +169,13 @@ class StoreWriter:
         for name, t in self.types.items():
             g = self._root.create_group(name)
             c = len(t.channels)
-            g.create_array("time", shape=(0,), dtype="int64", chunks=(COLUMN_CHUNK,))
-            g.create_array("lat", shape=(0,), dtype="float64", chunks=(COLUMN_CHUNK,))
-            g.create_array("lon", shape=(0,), dtype="float64", chunks=(COLUMN_CHUNK,))
-            g.create_array("values", shape=(0, c), dtype="float32", chunks=(COLUMN_CHUNK, c))
-            g.create_array("error", shape=(0, c), dtype="float32", chunks=(COLUMN_CHUNK, c))
-            for m in t.metadata:
-                g.create_array(m, shape=(0,), dtype="float32", chunks=(COLUMN_CHUNK,))
-            # Column dtypes kept here: asking zarr for an array is a metadata read.
-            self._dtypes[name] = {k: g[k].dtype for k in g.array_keys()}
+            columns = {"time": ((0,), "int64"), "lat": ((0,), "float64"), "lon": ((0,), "float64"),
+                       "values": ((0, c), "float32"), "error": ((0, c), "float32"),
+                       **{m: ((0,), "float32") for m in t.metadata}}
+            # The arrays are kept open: reopening one is a metadata read, and forgets new_array's settings.
+            self._arrays[name] = {k: new_array(g, k, shape, dtype, (COLUMN_CHUNK, *shape[1:]))
+                                  for k, (shape, dtype) in columns.items()}
+            self._dtypes[name] = {k: a.dtype for k, a in self._arrays[name].items()}
         return self
 
     def append(self, name: str, columns: dict[str, np.ndarray]) -> None:
@@ -203,11 +209,10 @@ class StoreWriter:
         parts = self._pending[name]
         if not parts:
             return
-        g = self._root[name]
         start, n = self._rows[name], self._pending_rows[name]
         try:
             for k in parts[0]:
-                arr = g[k]
+                arr = self._arrays[name][k]
                 arr.resize((start + n, *arr.shape[1:]))
                 arr[start:start + n] = np.concatenate([p[k] for p in parts])
         except OSError as e:  # a full disk, a file-size limit
@@ -271,29 +276,31 @@ class StoreWriter:
     def _finalise(self) -> None:
         for name in self.types:
             self._flush(name)
-        t_min = min((self._root[n]["time"][0] for n in self.types if self._rows[n]), default=0)
-        t_max = max((self._root[n]["time"][self._rows[n] - 1] for n in self.types if self._rows[n]), default=0)
+        t_min = min((self._arrays[n]["time"][0] for n in self.types if self._rows[n]), default=0)
+        t_max = max((self._arrays[n]["time"][self._rows[n] - 1] for n in self.types if self._rows[n]), default=0)
         origin = int(t_min) // self.resolution * self.resolution
         n_bins = (int(t_max) - origin) // self.resolution + 2
         edges = origin + np.arange(n_bins + 1, dtype=np.int64) * self.resolution
         for name, t in self.types.items():
             g = self._root[name]
-            time = g["time"][:] if self._rows[name] else np.zeros(0, np.int64)
+            time = self._arrays[name]["time"][:] if self._rows[name] else np.zeros(0, np.int64)
             starts = np.searchsorted(time, edges, side="left").astype(np.int64)
-            g.create_array("window_start", shape=starts.shape, dtype="int64", chunks=starts.shape)[:] = starts
+            new_array(g, "window_start", starts.shape, "int64", starts.shape)[:] = starts
             g.attrs.update({
                 "obs_type": t.to_dict(),
                 "stats": self._stats[name].as_dict(),
                 "rows": self._rows[name],
             })
+            if self._rows[name]:
+                g.attrs.update({"time_min": int(time[0]), "time_max": int(time[-1])})
             if self.codes.get(name):
                 g.attrs["codes"] = self.codes[name]
         if self._static_coords is not None:
             sg = self._root.create_group(STATIC_GROUP)
             for k, v in {"latitude": self._static_coords[0], "longitude": self._static_coords[1], **self._static}.items():
-                sg.create_array(k, shape=v.shape, dtype=v.dtype, chunks=v.shape)[...] = v
+                new_array(sg, k, v.shape, v.dtype, v.shape)[...] = v
         self._root.attrs.update({
-            "schema_version": SCHEMA_VERSION,
+            **writer_attributes(),
             "provenance": json.loads(json.dumps(self.provenance, default=str)),
             "types": list(self.types),
             "time_min": int(t_min),
@@ -301,6 +308,8 @@ class StoreWriter:
             "index_origin": origin,
             "index_resolution_s": self.resolution,
         })
+        written = zarr.open_group(str(self.tmp), mode="r")
+        self._root.attrs[INTEGRITY] = integrity_digest(written, current_attributes(written, self.name))
 
 
 class ObservationStore:
@@ -313,20 +322,89 @@ class ObservationStore:
         is_url = "://" in self.path
         if not is_url and not Path(self.path).exists():
             raise StoreError(f"observation store {self.path} does not exist")
+        self._storage_options = storage_options if is_url else None
         try:
-            self.root = zarr.open_group(self.path, mode="r", storage_options=storage_options if is_url else None)
+            self.root = zarr.open_group(self.path, mode="r", storage_options=self._storage_options)
         except Exception as e:  # zarr and fsspec raise several types for missing or damaged metadata
             raise StoreError(f"observation store {self.path} cannot be opened: {type(e).__name__}: {e}") from e
-        attrs = dict(self.root.attrs)
-        version = attrs.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StoreError(f"observation store {self.path}: schema_version {version!r}, this earthgraph reads {SCHEMA_VERSION}")
-        self.attrs = attrs
-        self.origin = int(attrs["index_origin"])
-        self.resolution = int(attrs["index_resolution_s"])
-        self._types = {n: ObservationType.from_dict(self.root[n].attrs["obs_type"]) for n in attrs["types"]}
-        self._index = {n: self.root[n]["window_start"][:] for n in self._types}
+        try:
+            current = current_attributes(self.root, self.path)
+            self._check_layout(current)
+            self._check_integrity(current)
+        except StoreSchemaError as e:
+            raise StoreError(str(e)) from None
+        except StoreError:
+            raise
+        except Exception as e:  # damaged metadata or columns read by a migration
+            raise StoreError(f"observation store {self.path} cannot be read: {type(e).__name__}: {e}") from e
+        if current.applied:
+            warnings.warn(f"observation store {self.path} is written in schema {current.written_version} and is "
+                          f"read through a migration ({'; '.join(current.applied)}); its chunks carry no "
+                          f"checksums, so damage to them can go unnoticed. `python -m earthgraph.data upgrade "
+                          f"{self.path}` rewrites it in schema {SCHEMA_VERSION}", stacklevel=2)
+        self.attrs = current.root
+        self._type_attrs = current.types
+        self.origin = int(self.attrs["index_origin"])
+        self.resolution = int(self.attrs["index_resolution_s"])
+        self._types = {n: ObservationType.from_dict(self._type_attrs[n]["obs_type"]) for n in self.attrs["types"]}
+        self._index = {n: self._read(n, "window_start", slice(None)) for n in self._types}
+        for n, index in self._index.items():
+            if len(index) < 2 or index[0] != 0 or index[-1] != self.rows(n) or np.any(np.diff(index) < 0):
+                raise StoreError(f"observation store {self.path}, type {n!r}, column 'window_start': not an index of "
+                                 f"its {self.rows(n)} rows; the store is damaged: rewrite it from its sources")
         self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self.fingerprint = fingerprint(current)
+
+    def _read(self, name: str, column: str, rows: slice) -> np.ndarray:
+        """Rows of one column from disk; a damaged chunk (a checksum that fails, a truncated or
+        missing file) is a StoreError naming the store, type and column."""
+        try:
+            return self.root[name][column][rows]
+        except Exception as e:  # zarr and its codecs raise RuntimeError, ValueError, KeyError, OSError ...
+            raise StoreError(f"observation store {self.path}, type {name!r}, column {column!r}: cannot be read "
+                             f"({type(e).__name__}: {e}); the store is damaged: rewrite it from its sources") from e
+
+    def _check_integrity(self, current: StoreAttributes) -> None:
+        """Schema 2 and later: the recorded digest of the metadata must match what is on disk."""
+        if current.written_version < 2:
+            return  # schema 1 recorded none
+        recorded = current.root.get(INTEGRITY)
+        if recorded != integrity_digest(self.root, current):
+            raise StoreError(f"observation store {self.path}: its metadata (zarr.json files) do not match the "
+                             f"integrity digest recorded when it was written ({str(recorded)[:12]}...): a file was "
+                             "changed or damaged since; rewrite the store from its sources")
+        missing = missing_chunks(self.root)
+        if missing:
+            raise StoreError(f"observation store {self.path}: chunk files are missing from {missing}; the store is "
+                             "damaged: rewrite it from its sources")
+
+    def _check_layout(self, current: StoreAttributes) -> None:
+        """Named errors for attributes a damaged or foreign store lacks."""
+        missing = [k for k in ("types", "index_origin", "index_resolution_s", "time_min", "time_max")
+                   if k not in current.root]
+        missing += [f"{n}/{k}" for n, a in current.types.items() for k in ("obs_type", "stats", "rows")
+                    if k not in a]
+        if missing:
+            raise StoreError(f"observation store {self.path}: its attributes lack {missing}; it is damaged or was "
+                             "not written by earthgraph")
+
+    def changed_on_disk(self) -> str | None:
+        """What differs between the store now at this path and the one this object opened
+        (its types, rows, statistics or time range), or None when it is the same store.
+
+        Reads the metadata only (a few small files). A store rewritten in place, by
+        ``ingest`` for instance, shows up here: a training run checks it between epochs."""
+        try:
+            root = zarr.open_group(self.path, mode="r", storage_options=self._storage_options)
+            now = fingerprint(current_attributes(root, self.path))
+        except Exception as e:
+            return f"it can no longer be opened ({type(e).__name__}: {e})"
+        if now == self.fingerprint:
+            return None
+        was, is_ = self.fingerprint, now
+        diffs = [k for k in sorted(set(was) | set(is_)) if was.get(k) != is_.get(k)]
+        more = f" and {len(diffs) - 6} more" if len(diffs) > 6 else ""
+        return "changed: " + ", ".join(diffs[:6]) + more
 
     @property
     def type_names(self) -> list[str]:
@@ -341,19 +419,18 @@ class ObservationStore:
         """Static gridded fields with their ``latitude``/``longitude`` (degrees); empty if none."""
         if STATIC_GROUP not in self.root:
             return {}
-        g = self.root[STATIC_GROUP]
-        return {k: g[k][...] for k in g.array_keys()}
+        return {k: self._read(STATIC_GROUP, k, slice(None)) for k in self.root[STATIC_GROUP].array_keys()}
 
     def codes(self, name: str) -> dict[str, list[str]]:
         """Per metadata field stored as codes, the text of each code (``codes[field][code]``);
         empty for a type whose metadata are all numbers."""
         self.obs_type(name)
-        return {m: list(texts) for m, texts in dict(self.root[name].attrs.get("codes", {})).items()}
+        return {m: list(texts) for m, texts in dict(self._type_attrs[name].get("codes", {})).items()}
 
     def stats(self, name: str) -> dict:
         """Per-channel count, mean and standard deviation over the whole store (kept in its attributes)."""
         self.obs_type(name)
-        return dict(self.root[name].attrs["stats"])
+        return dict(self._type_attrs[name]["stats"])
 
     def period_stats(self, name: str, t0: int, t1: int) -> dict:
         """Per-channel count, mean and standard deviation of the observations with
@@ -367,13 +444,22 @@ class ObservationStore:
         src = self._cache.get(name)
         for start in range(lo, hi, COLUMN_CHUNK):
             stop = min(start + COLUMN_CHUNK, hi)
-            cols = src if src is not None else self.root[name]
-            time, values = cols["time"][start:stop], cols["values"][start:stop]
+            if src is not None:
+                time, values = src["time"][start:stop], src["values"][start:stop]
+            else:
+                time, values = (self._read(name, k, slice(start, stop)) for k in ("time", "values"))
             acc.update(values[(time >= t0) & (time < t1)])
         return acc.as_dict()
 
     def rows(self, name: str) -> int:
-        return int(self.root[name].attrs["rows"])
+        return int(self._type_attrs[name]["rows"])
+
+    def type_time_range(self, name: str) -> tuple[int, int] | None:
+        """First and last observation time of type ``name`` (seconds since 1970, inclusive),
+        or None when the store holds none of it."""
+        self.obs_type(name)
+        a = self._type_attrs[name]
+        return (int(a["time_min"]), int(a["time_max"])) if "time_min" in a else None
 
     @property
     def time_range(self) -> tuple[int, int]:
@@ -382,8 +468,7 @@ class ObservationStore:
     def load(self) -> "ObservationStore":
         """Read every column into memory (small stores; fast window reads)."""
         for name in self._types:
-            g = self.root[name]
-            self._cache[name] = {k: g[k][:] for k in self._columns(name)}
+            self._cache[name] = {k: self._read(name, k, slice(None)) for k in self._columns(name)}
         return self
 
     def _columns(self, name: str) -> list[str]:
@@ -403,8 +488,11 @@ class ObservationStore:
         lo, hi = self._row_range(name, int(t0), int(t1))
         src = self._cache.get(name)
         if src is None:
-            g = self.root[name]
-            cols = {k: g[k][lo:hi] for k in self._columns(name)}
+            cols = {k: self._read(name, k, slice(lo, hi)) for k in self._columns(name)}
+            short = [k for k, v in cols.items() if len(v) != hi - lo]
+            if short:
+                raise StoreError(f"observation store {self.path}, type {name!r}: columns {short} end before row {hi} "
+                                 f"of its index; the store is damaged: rewrite it from its sources")
         else:
             cols = {k: v[lo:hi] for k, v in src.items()}
         # Bins are coarser than arbitrary window edges: trim inside the slice.
@@ -412,3 +500,69 @@ class ObservationStore:
         if not keep.all():
             cols = {k: v[keep] for k, v in cols.items()}
         return cols
+
+
+def fingerprint(attrs: StoreAttributes) -> dict[str, str]:
+    """Per part of a store (the root, each type), a digest of its attributes: what it holds,
+    how many rows, their statistics and time range. Two opens of one unchanged store agree;
+    a store rewritten with other observations differs in the types it touched."""
+    def digest(value) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    root = {k: v for k, v in attrs.root.items() if k != INTEGRITY}  # recorded by a rewrite, not a change of data
+    return {"root": digest(root), **{f"type {n}": digest(a) for n, a in attrs.types.items()}}
+
+
+def upgrade_store(path: str | Path, out: str | Path | None = None) -> StoreAttributes:
+    """Rewrite the local store at ``path`` in the current layout, at ``out`` (default: in place).
+
+    The store is copied beside the destination, the copy's attributes are rewritten,
+    and only the complete copy is moved into place: an interruption at any point leaves
+    the old store as it was (and at worst a hidden ``.<name>.upgrade-*`` sibling). Returns
+    the attributes with the migrations that were applied (none for a current store, which
+    is left alone unless ``out`` asks for a copy)."""
+    source = Path(path)
+    if "://" in str(path):
+        raise StoreError(f"observation store {path}: upgrade rewrites local stores only; copy it to a local "
+                         "folder, upgrade that, and copy it back")
+    if not (source / "zarr.json").exists():
+        raise StoreError(f"observation store {source}: no zarr.json there, so there is no store to upgrade")
+    try:
+        attrs = current_attributes(zarr.open_group(str(source), mode="r"), str(source))
+    except StoreSchemaError as e:
+        raise StoreError(str(e)) from None
+    target = Path(out) if out is not None else source
+    if out is not None and target.exists():
+        raise StoreError(f"upgrade of {source}: {target} already exists; name a new folder")
+    if not attrs.applied and target == source:
+        return attrs
+    staging = sibling_path(target, "upgrade")
+    try:
+        reencode(zarr.open_group(str(source), mode="r"), staging, attrs)
+    except OSError as e:  # a full disk, a file-size limit, a read-only folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StoreError(f"upgrade of {source}: writing the new copy failed ({type(e).__name__}: {e}); the "
+                         "store there is unchanged") from e
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    atomic_replace(staging, target)
+    return attrs
+
+
+def reencode(source: zarr.Group, path: Path, attrs: StoreAttributes) -> None:
+    """Write the store ``source`` anew at ``path`` in the current layout: every array with the
+    current chunk codecs (checksummed), copied a column chunk at a time; the attributes
+    ``attrs`` (already migrated) and the integrity digest last."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    for name, group in source.groups():
+        target = root.create_group(name)
+        for key, array in group.arrays():
+            copy = new_array(target, key, array.shape, array.dtype, array.chunks)
+            step = max(array.chunks[0], 1)  # the store's arrays are columns and grids: never 0-d
+            for start in range(0, array.shape[0], step):
+                copy[start:start + step] = array[start:start + step]
+        target.attrs.put(attrs.types.get(name, dict(group.attrs)))
+    root.attrs.put({k: v for k, v in attrs.root.items() if k != INTEGRITY})
+    written = zarr.open_group(str(path), mode="r")
+    root.attrs[INTEGRITY] = integrity_digest(written, current_attributes(written, str(path)))

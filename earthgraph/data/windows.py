@@ -144,6 +144,20 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.init_times)
 
+    def describe(self, key: int | tuple[int, int]) -> str:
+        """Sample ``key`` (an index, or ``(index, epoch)``) in words: its initialisation time and
+        the observations it reads (UTC)."""
+        i = key[0] if isinstance(key, tuple) else key
+        t0 = int(self.init_times[i])
+        first = t0 - self.windows_before * self.window
+        last = t0 + self.rollout * self.window
+
+        def iso(t: int) -> str:
+            return str(np.datetime64(t, "s"))
+
+        return (f"sample {i}, initialised {iso(t0)}, observations {iso(first)} to {iso(last)} from store "
+                f"{self.store.path}")
+
     @property
     def windows_before(self) -> int:
         """How many windows of data before ``t0`` a sample's inputs reach back."""
@@ -181,11 +195,14 @@ class WindowDataset(Dataset):
         start = int(start)
         return self._window(start, None, {}, None, 1, start + self.window)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """Sample ``key``, or ``(sample, epoch)``: the epoch of its random draws, when the one
+        in ``self.epoch`` may be stale (a copy of the dataset in a persistent loader worker)."""
+        i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         t0 = int(self.init_times[i])
         # Input dropout and target subsampling: a fresh, reproducible draw per (seed, epoch, sample).
         random = bool(self.dropout) or self.max_targets is not None
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if random else None
+        rng = np.random.default_rng([self.seed, epoch, i]) if random else None
         item = {"init_time": t0, "input_windows": self.input_windows}
         if self.cycle_windows:
             starts = [t0 - (self.cycle_windows - k) * self.window for k in range(self.cycle_windows)]

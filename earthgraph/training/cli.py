@@ -103,6 +103,17 @@ class EarthgraphCLI(LightningCLI):
             print(f"resume: from {found}", flush=True)
             config["ckpt_path"] = str(found)
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        # torch reports a dead data-loader worker from a signal handler, wherever the main
+        # process is (a training step, too): name the window it was reading wherever it surfaces.
+        try:
+            super()._run_subcommand(subcommand)
+        except RuntimeError as e:
+            named = self.datamodule.worker_error(e) if isinstance(self.datamodule, ObservationDataModule) else None
+            if named is None:
+                raise
+            raise named from e
+
     def _finish_wandb(self) -> None:
         # Close the W&B run so that an offline run is complete on disk for `wandb sync`.
         for logger in self.trainer.loggers:

@@ -11,6 +11,7 @@ inside the observations, and windows, strides and counts make sense. Each error 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -61,6 +62,23 @@ def check_periods(data: Mapping, store: ObservationStore) -> None:
                               f"{first} .. {last} ({data.get('store')})")
 
 
+def check_weighted_types_observed(type_weights: Mapping | None, data: Mapping, store: ObservationStore) -> None:
+    """Warn when ``model.type_weights`` weights a type with no observation in ``data.train_period``
+    (from each type's time range in the store's attributes): its weight would change nothing."""
+    period = data.get("train_period")
+    if not type_weights or period is None:
+        return
+    start, end = (int(np.datetime64(str(x), "s").astype(np.int64)) for x in period)
+    for name, weight in type_weights.items():
+        span = store.type_time_range(name)
+        if weight and (span is None or span[1] < start or span[0] >= end):
+            held = ("none" if span is None else
+                    f"{np.datetime64(span[0], 's')} .. {np.datetime64(span[1], 's')}")
+            warnings.warn(f"model.type_weights.{name}: {weight!r}, but the store has no {name!r} observation in "
+                          f"data.train_period {[str(x) for x in period]} (it has {held}): the weight changes "
+                          "nothing", stacklevel=2)
+
+
 def check_counts(data: Mapping) -> None:
     """Windows, strides and counts: positive, and windows of whole seconds."""
     for key in ("window_hours", "stride_hours"):
@@ -92,3 +110,4 @@ def check_config(model: Mapping, data: Mapping) -> None:
     _known_types("data.history_windows", (data.get("history_windows") or {}), types)
     check_budgets(model.get("budgets"), store)
     check_periods(data, store)
+    check_weighted_types_observed(model.get("type_weights"), data, store)

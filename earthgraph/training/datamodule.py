@@ -13,6 +13,7 @@ from torch.utils.data.distributed import DistributedSampler
 from earthgraph.data.obs_types import ObservationType
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.type_files import read_types
+from earthgraph.training.loader_workers import TrackedWindows, WatchedDataLoader, name_worker_death
 from earthgraph.training.threads import single_thread_worker
 from earthgraph.data.windows import (
     WindowDataset,
@@ -28,7 +29,8 @@ from earthgraph.data.windows import (
 class ResumableShuffleSampler(DistributedSampler):
     """A fresh permutation every epoch, a pure function of (seed, epoch), that can
     start part-way through one: how training resumes mid-epoch on exactly the
-    batches it would have seen. Each ``iter()`` begins the next epoch.
+    batches it would have seen. Each ``iter()`` begins the next epoch and yields
+    ``(sample, epoch)`` keys (:meth:`WindowDataset.__getitem__` takes either).
 
     Under DDP (``replicas`` > 1) rank ``rank`` takes every ``replicas``-th sample of
     the permutation, padded with its first samples to a multiple of ``replicas`` as
@@ -60,8 +62,10 @@ class ResumableShuffleSampler(DistributedSampler):
         start, self.skip = self.skip, 0
         if self.on_epoch is not None:
             self.on_epoch(self.epoch)
-        self.epoch += 1
-        return iter(order[start:].tolist())
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        # (sample, epoch) keys: persistent data-loader workers hold copies of the dataset made
+        # when they started, so the epoch of a sample's random draws must travel with it.
+        return iter([(i, epoch) for i in order[start:].tolist()])
 
 
 def check_periods_disjoint(periods: dict[str, tuple[str, str] | None]) -> None:
@@ -99,6 +103,10 @@ def check_declared_types(store: ObservationStore, declared: list[ObservationType
                              f"holds it as {store.obs_type(t.name).to_dict()}")
 
 
+class StoreChangedError(RuntimeError):
+    """The observation store was rewritten while a run was reading it."""
+
+
 class ObservationDataModule(L.LightningDataModule):
     """Windows of a store for training, validation and testing.
 
@@ -123,7 +131,9 @@ class ObservationDataModule(L.LightningDataModule):
     (:mod:`earthgraph.data.type_files`) the store must hold as declared; a type declared
     there but missing from the store, or stored with another definition, is refused.
     A store without static fields trains with a warning: the model then sees no land-sea
-    mask or orography.
+    mask or orography. A store rewritten while training runs (``ingest`` into it, say) stops
+    the run at the next epoch with a :class:`StoreChangedError`; a data-loader worker that
+    dies is named with the window it was reading (:mod:`earthgraph.training.loader_workers`).
     """
 
     def __init__(self, store: str, train_period: tuple[str, str], val_period: tuple[str, str],
@@ -153,6 +163,7 @@ class ObservationDataModule(L.LightningDataModule):
         self._datasets: dict[str, WindowDataset] = {}
         self._sampler: ResumableShuffleSampler | None = None
         self._resume: dict | None = None
+        self._tracked: dict[str, TrackedWindows] = {}
 
     def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None,
                  targets_in_period: bool = True) -> WindowDataset:
@@ -183,10 +194,30 @@ class ObservationDataModule(L.LightningDataModule):
             self._datasets["predict"] = self._dataset(period, hp.window_hours, targets_in_period=False)
 
     def _loader(self, split: str, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(self._datasets[split], batch_size=self.hparams.batch_size, sampler=sampler,
-                          num_workers=self.hparams.num_workers, collate_fn=collate_windows,
-                          persistent_workers=self.hparams.num_workers > 0,
-                          worker_init_fn=single_thread_worker if self.hparams.num_workers > 0 else None)
+        workers = self.hparams.num_workers
+        data = self._datasets[split]
+        if workers > 0:  # in worker processes: track what each reads, to name it if one dies
+            data = TrackedWindows(data, workers)
+            self._tracked[split] = data
+        return WatchedDataLoader(data, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
+                                 collate_fn=collate_windows, persistent_workers=workers > 0,
+                                 worker_init_fn=single_thread_worker if workers > 0 else None)
+
+    def worker_error(self, error: BaseException) -> Exception | None:
+        """``error`` named with the windows being read, when it is torch's report of a dead
+        data-loader worker (which can surface anywhere in a training step); else None."""
+        return name_worker_death(error, list(self._tracked.values()))
+
+    def check_store_unchanged(self, epoch: int) -> None:
+        """Raise :class:`StoreChangedError` when the store on disk is no longer the one this run
+        opened: its windows and normalisation came from the old one, and the two must not mix."""
+        change = self.store.changed_on_disk()
+        if change is not None:
+            raise StoreChangedError(
+                f"observation store {self.store.path} changed under this run, found at the start of epoch {epoch}: "
+                f"{change}. The run stops rather than train on two stores; its checkpoints are intact. Put the "
+                "old store back and resume with --ckpt_path last, or start a new run (or --fork_from) on the new "
+                "store")
 
     def train_dataloader(self) -> DataLoader:
         data = self._datasets["train"]
@@ -199,6 +230,7 @@ class ObservationDataModule(L.LightningDataModule):
         self._sampler = ResumableShuffleSampler(len(data), self.hparams.seed, epoch, skip, replicas, rank)
 
         def start_epoch(e: int) -> None:  # the dropout and target draws change with the epoch
+            self.check_store_unchanged(e)
             data.epoch = e
 
         self._sampler.on_epoch = start_epoch
