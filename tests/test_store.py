@@ -158,3 +158,18 @@ def test_stores_are_written_to_fsspec_urls_and_replaced_only_when_complete():
     _write(url, [("synop", second)], overwrite=True)
     np.testing.assert_array_equal(ObservationStore(url).read("synop", t0, t0 + 86400)["time"], second["time"])
     assert fsspec.filesystem("memory").ls("/writes", detail=False) == ["/writes/written.zarr"]
+
+
+@pytest.mark.parametrize("name, metadata, match", [
+    ("..", (), r"type name '\.\.' cannot be a group of the store"),
+    ("static", (), r"type name 'static' cannot be a group"),
+    ("buoy", ("time",), r"type 'buoy': metadata name 'time' cannot be a column of the store"),
+    ("buoy", ("a/b",), r"metadata name 'a/b' cannot be a column"),
+])
+def test_names_that_would_overwrite_or_escape_the_store_are_refused(tmp_path, name, metadata, match):
+    from earthgraph.data.obs_types import Channel, ObservationType
+
+    t = ObservationType(name, "ocean", (Channel("sst", "K", 250.0, 320.0, 0.3),), metadata=metadata)
+    with pytest.raises(StoreError, match=match):
+        StoreWriter(tmp_path / "s.zarr", [t])
+    assert not list(tmp_path.iterdir()), "nothing written"

@@ -176,7 +176,7 @@ def _add_ingest_parser(sub) -> None:
     ing.add_argument("--time-format", default=None, metavar="STRFTIME",
                      help="format of text times the automatic parser does not read, e.g. '%%Y %%m %%d %%H:%%M UTC'")
     ing.add_argument("--lat", default="lat", help="latitude column (degrees)")
-    ing.add_argument("--lon", default="lon", help="longitude column (degrees; any range)")
+    ing.add_argument("--lon", default="lon", help="longitude column (degrees within ±360; shifted by whole turns to [-180, 180))")
     ing.add_argument("--fixed-lat", type=float, default=None, help="position of a fixed station without coordinates")
     ing.add_argument("--fixed-lon", type=float, default=None)
     ing.add_argument("--meta", action="append", default=[], metavar="NAME=COLUMN_OR_NUMBER")

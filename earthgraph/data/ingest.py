@@ -8,9 +8,17 @@ silently, and the counts come back in an :class:`IngestReport`. Duplicates are
 judged among the rows that pass every other check, and against what the store
 already holds, so ingesting a file twice adds nothing.
 
-A file that cannot be read (a truncated netCDF too), a column that is not
+What is stored is what the file says, or the row is rejected: longitudes are taken
+in [-360, 360] and shifted into [-180, 180) exactly (a longitude beyond is
+``bad_longitude``); text where a value belongs is ``missing_value`` (a value that is
+no number), and inf or a value that float32 (the store's values) cannot hold is
+``out_of_range``. An identifier column is stored as text codes unless it holds only
+integers that float32 keeps exact (up to 2**24).
+
+A file that cannot be read (a truncated netCDF or CSV too), a column that is not
 there, a metadata name the type does not declare, a variable with extra
-dimensions, units that cannot be converted or numeric times without units
+dimensions, units that cannot be converted, numeric times without units or
+identifiers that need text codes where the store holds that field as numbers
 raise :class:`IngestError` naming the file, the field and the value. Writing
 goes through :class:`~earthgraph.data.store.StoreWriter`, so an existing store
 is either replaced whole by the merged result or left exactly as it was.
@@ -37,7 +45,12 @@ __all__ = ["REJECT_REASONS", "IngestError", "IngestReport", "TableSpec", "ingest
 
 REJECT_REASONS = ("unparseable_time", "bad_latitude", "bad_longitude", "missing_value", "out_of_range", "duplicate",
                   "already_stored")
-MAX_CODES = 1 << 24  # text identifiers are stored as float32 codes, exact up to 2**24
+F32_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly, and not 2**24 + 1
+MAX_CODES = F32_EXACT  # text identifiers are stored as float32 codes
+# Text that pandas' CSV reader reads as missing: the same text in a parquet or netCDF
+# column is missing too, not a wrong-typed value.
+MISSING_TEXT = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                          "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 @dataclass
@@ -101,14 +114,21 @@ def _coordinate(df: pd.DataFrame, col: str | None, fixed: float | None, role: st
     return np.full(len(df), float(fixed))
 
 
-def _values(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file: str) -> np.ndarray:
-    """(n, C) float64 channel values in the type's units; NaN where a channel is not given."""
+def _values(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file: str,
+            rows: "_Rejections") -> np.ndarray:
+    """(n, C) float64 channel values in the type's units; NaN where a channel is not given.
+    A row with text that is no number where a value belongs is rejected as ``missing_value``."""
     values = np.full((len(df), len(obs_type.channels)), np.nan)
     for c, ch in enumerate(obs_type.channels):
         if ch.name not in spec.values:
             continue
         col = spec.values[ch.name]
-        raw = pd.to_numeric(pd.Series(_column(df, col, file, f"channel {ch.name!r}")), errors="coerce")
+        cells = pd.Series(_column(df, col, file, f"channel {ch.name!r}"))
+        raw = pd.to_numeric(cells, errors="coerce")
+        text = np.zeros(len(cells), bool)
+        for i in np.flatnonzero((raw.isna() & cells.notna()).to_numpy()):  # few: look at each
+            text[i] = not _is_missing(cells.iloc[i])
+        rows.reject(text, "missing_value", col, cells.to_numpy())
         try:
             values[:, c] = convert_units(raw.to_numpy(np.float64), spec.units.get(ch.name, ch.units), ch.units,
                                          f"{file}, column {col!r}")
@@ -117,16 +137,33 @@ def _values(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file: 
     return values
 
 
+def _is_missing(cell) -> bool:
+    """Whether a value cell is empty (NaN, None, "", "n/a" ...), as opposed to holding text."""
+    if isinstance(cell, bytes):
+        cell = cell.decode(errors="replace")
+    return cell.strip() in MISSING_TEXT if isinstance(cell, str) else bool(pd.isna(cell))
+
+
+def _normal_longitude(lon: np.ndarray) -> np.ndarray:
+    """Longitudes in [-360, 360] moved into [-180, 180) exactly: adding or subtracting 360 to
+    a number between 180 and 360 in size is exact (Sterbenz), where ``(lon + 180) % 360 - 180``
+    would round every longitude (20.1 became 20.099999999999994)."""
+    return np.where(lon >= 180.0, lon - 360.0, np.where(lon < -180.0, lon + 360.0, lon))
+
+
 def _is_text(column: np.ndarray) -> bool:
-    """Whether an identifier column must be kept as text: anything but plain integers
-    ("EGLL", or "06260", whose leading zero a number would lose)."""
-    if column.dtype.kind in "biu":
-        return False
-    if column.dtype.kind == "f":
-        finite = column[np.isfinite(column)]
-        return not np.all(finite == np.round(finite))
-    present = _as_text(column).dropna()
-    return not present.str.fullmatch(r"-?(0|[1-9][0-9]*)").all()
+    """Whether an identifier column must be kept as text: anything but integers that float32
+    holds exactly ("EGLL"; "06260", whose leading zero a number would lose; 16777217, which
+    float32 would store as 16777216)."""
+    if column.dtype.kind in "biuf":
+        numbers = column.astype(np.float64)
+        numbers = numbers[np.isfinite(numbers)]
+    else:
+        present = _as_text(column).dropna()
+        if not present.str.fullmatch(r"-?(0|[1-9][0-9]*)").all():
+            return True
+        numbers = present.astype(np.float64).to_numpy()  # magnitudes only: rounding does not matter
+    return not (np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) <= F32_EXACT))
 
 
 def _as_text(column: np.ndarray) -> pd.Series:
@@ -155,9 +192,10 @@ def encode_text(column: np.ndarray, known: list[str]) -> tuple[np.ndarray, list[
 
 
 def _metadata(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file: str,
-              codes: dict[str, list[str]]) -> dict[str, np.ndarray]:
+              codes: dict[str, list[str]], numeric: set[str]) -> dict[str, np.ndarray]:
     """One float32 column per metadata field of the type; text identifiers become codes
-    (``codes`` is extended in place)."""
+    (``codes`` is extended in place). ``numeric``: the identifiers the store already holds as
+    numbers, which codes cannot join (a stored 3 would read as the third code's text)."""
     unknown = sorted(set(spec.metadata) - set(obs_type.metadata))
     if unknown:
         raise IngestError(f"{file}: observation type {obs_type.name!r} has no metadata {unknown}; "
@@ -178,12 +216,25 @@ def _metadata(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file
                                   "identifiers (metadata named *_id)")
             out[m] = numbers.to_numpy(np.float32)
         elif m in codes or _is_text(col):
+            if m in numeric:
+                example = next(t for t in _as_text(col).dropna() if _is_text(np.array([t], dtype=object)))
+                raise IngestError(f"{file}, column {src!r}: identifiers such as {example!r} are stored as text "
+                                  f"codes, but the store holds {m!r} of type {obs_type.name!r} as numbers, which "
+                                  "codes cannot join; ingest this file into a new store")
             out[m], codes[m] = encode_text(col, codes.get(m, []))
             if len(codes[m]) > MAX_CODES:
                 raise IngestError(f"{file}, column {src!r}: more than {MAX_CODES} distinct identifiers for {m!r}")
         else:
             out[m] = pd.to_numeric(pd.Series(col), errors="coerce").to_numpy(np.float32)
     return out
+
+
+def _numeric_identifiers(obs_type: ObservationType, codes: dict[str, list[str]],
+                         stored: dict[str, np.ndarray] | None) -> set[str]:
+    """The identifier fields that stored rows hold as numbers (not as codes)."""
+    if stored is None:
+        return set()
+    return {m for m in obs_type.metadata if is_identifier(m) and m not in codes and np.isfinite(stored[m]).any()}
 
 
 def _stored_keys(stored: dict[str, np.ndarray] | None) -> pd.MultiIndex | None:
@@ -214,18 +265,20 @@ def table_to_columns(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpe
     lat = _coordinate(df, spec.lat, spec.fixed_lat, "latitude", file)
     lon = _coordinate(df, spec.lon, spec.fixed_lon, "longitude", file)
     rows.reject(~np.isfinite(lat) | (np.abs(lat) > 90.0), "bad_latitude", spec.lat, lat)
-    rows.reject(~np.isfinite(lon), "bad_longitude", spec.lon, lon)
-    lon = np.mod(np.where(np.isfinite(lon), lon, 0.0) + 180.0, 360.0) - 180.0
+    rows.reject(~np.isfinite(lon) | (np.abs(lon) > 360.0), "bad_longitude", spec.lon, lon)
+    lon = _normal_longitude(lon)
 
-    values = _values(df, obs_type, spec, file)
-    present = np.isfinite(values)
-    rows.reject(~present.any(axis=1), "missing_value")
+    values = _values(df, obs_type, spec, file, rows)
+    given = ~np.isnan(values)
+    rows.reject(~given.any(axis=1), "missing_value")
     lo = np.array([c.valid_min for c in obs_type.channels])
     hi = np.array([c.valid_max for c in obs_type.channels])
-    outside = present & ((values < lo) | (values > hi))
+    with np.errstate(over="ignore"):  # inf in float32 is what is tested for
+        unstorable = np.isinf(values.astype(np.float32))
+    outside = given & ((values < lo) | (values > hi) | unstorable)
     rows.reject(outside.any(axis=1), "out_of_range", raw=[dict(zip(obs_type.channel_names, v)) for v in values]
                 if outside.any() else None)
-    meta = _metadata(df, obs_type, spec, file, codes)
+    meta = _metadata(df, obs_type, spec, file, codes, _numeric_identifiers(obs_type, codes, stored))
 
     # Duplicates last, among the rows every other check let through.
     alive = np.flatnonzero(rows.alive)

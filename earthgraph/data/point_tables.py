@@ -5,7 +5,16 @@ Times may be ISO 8601 or other text (``1995-03-17 23:45``, ``b'1995 03 17 23:45
 UTC'`` byte strings from netCDF character arrays, or a ``time_format``),
 datetimes (netCDF times CF-decoded by xarray), or numbers with CF units
 (``seconds since 1970-01-01``, ``hours since 1900-01-01 00:00``), which must be
-given: a number alone does not say what it counts.
+given: a number alone does not say what it counts. Times with a UTC offset are
+converted to UTC; times without one are UTC. Every time is rounded to the nearest
+second (what the store holds). A time is left unparsed (the row is counted as
+rejected) rather than guessed: text that leaves out the year, month or day
+(``12:00``, ``may``: a parser would take them from today), a two-digit year, a
+zone name other than UTC/GMT/Z (a parser would drop it), ``UTC+2`` (POSIX reads it
+as two hours *behind* UTC), or a number that is no time in years 1 to 9999.
+
+A CSV file that does not end with a line break is refused: its last line may have
+been cut inside a number (``15.25`` read as ``15.2``).
 
 A netCDF variable is one column per entry of the rows' dimensions (those of
 the time, latitude and longitude variables). A variable with a further
@@ -20,7 +29,9 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +42,12 @@ from earthgraph.data.obs_types import is_identifier
 
 _CF_TIME_UNITS = re.compile(r"^\s*(second|minute|hour|day)s?\s+since\s+(.+?)\s*$", re.IGNORECASE)
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# "UTC+2" / "GMT-3": POSIX zones, which dateutil reads with the sign reversed.
+_POSIX_ZONE = re.compile(r"(?i)\b(gmt|utc)\s*[+-]")
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}  # pandas' datetime resolutions
+# The seconds since 1970 of 0001-01-01 and 9999-12-31T23:59:59: the times a date can spell.
+_FIRST_SECOND, _LAST_SECOND = -62135596800, 253402300799
 
 
 class IngestError(ValueError):
@@ -84,12 +101,14 @@ def read_table(path: str | os.PathLike, spec: TableSpec | None = None) -> pd.Dat
         raise IngestError(f"{path}: no such file")
     try:
         if name.endswith((".csv", ".csv.gz", ".txt")):
+            if not name.endswith(".gz"):  # gzip's own length check catches a cut .gz
+                _check_ends_with_line_break(path)
             # Identifiers as text: "06260" must not become the number 6260.
             ids = {} if spec is None else {c: str for m, c in spec.metadata.items()
                                            if isinstance(c, str) and is_identifier(m)}
             return pd.read_csv(path, dtype=ids)
         if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
+            return _read_parquet(path)
         if name.endswith((".nc", ".nc4", ".cdf")):
             return _read_netcdf(path, spec)
     except IngestError:
@@ -99,6 +118,31 @@ def read_table(path: str | os.PathLike, spec: TableSpec | None = None) -> pd.Dat
     except Exception as e:  # pandas/xarray raise many types for damaged files
         raise IngestError(f"{path}: cannot be read as a table: {type(e).__name__}: {e}") from e
     raise IngestError(f"{path}: unknown table format (expected .csv, .csv.gz, .parquet or .nc)")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A parquet file as pandas reads it, its data checked first: a damaged file can hold text
+    that is not UTF-8, which pandas would meet only when the column is used (an ArrowException)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    table.validate(full=True)
+    return table.to_pandas()
+
+
+def _check_ends_with_line_break(path: Path) -> None:
+    """Refuse a text table whose last line is not ended: the file may have been cut inside a
+    number, which would then be read as another number."""
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return  # empty: pandas says so
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) in (b"\n", b"\r"):
+            return
+        f.seek(max(f.tell() - 80, 0))
+        last = f.read().decode(errors="replace").splitlines()[-1]
+    raise IngestError(f"{path}: the file ends inside a line ({last!r}), as a truncated file does; a value there "
+                      "may be cut short. If the file is complete, end its last line with a line break")
 
 
 def _read_netcdf(path: Path, spec: TableSpec | None) -> pd.DataFrame:
@@ -141,23 +185,47 @@ def table_times(raw: np.ndarray, spec: TableSpec, file: str) -> tuple[np.ndarray
     """A time column as ``(seconds since 1970 (n,) int64, parsed (n,) bool)``; unparsed rows get 0."""
     series = pd.Series(raw)
     if series.dtype.kind == "M" or isinstance(series.dtype, pd.DatetimeTZDtype):
-        times = pd.to_datetime(series, utc=True)
-    elif series.dtype.kind in "biuf" and spec.time_format is None:
-        times = _numeric_times(series, spec, file)
-    elif series.dtype.kind in "biuf":  # dates written as numbers, 19950317 with time_format "%Y%m%d"
-        times = _text_times(series.map(lambda v: str(int(v)) if float(v).is_integer() else str(v)), spec)
-    else:
-        times = _text_times(series.map(lambda v: v.decode(errors="replace") if isinstance(v, bytes) else v), spec)
-    parsed = times.notna().to_numpy()
-    seconds = np.zeros(len(series), np.int64)
-    seconds[parsed] = times[parsed].dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
-    return seconds, parsed
+        return _seconds(pd.to_datetime(series, utc=True))
+    if series.dtype.kind in "biuf" and spec.time_format is not None:
+        # Dates written as numbers, 19950317 with time_format "%Y%m%d".
+        return _text_times(series.map(lambda v: str(int(v)) if float(v).is_integer() else str(v)), spec)
+    if series.dtype.kind in "biuf":
+        return _numeric_times(series, spec, file)
+    text = series.map(_decoded)
+    if spec.time_units is not None and spec.time_format is None:
+        # Numbers among text (a number column with a stray word): each read as a number, and
+        # text among them is no time. A column of text alone is read as text times.
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().any():
+            return _numeric_times(numbers, spec, file)
+    return _text_times(text, spec)
 
 
-def _numeric_times(series: pd.Series, spec: TableSpec, file: str) -> pd.Series:
-    """Numbers with CF units ``<seconds|minutes|hours|days> since <date>`` as UTC datetimes."""
+def _decoded(value):
+    """A time cell as text: bytes (netCDF characters) decoded, missing entries kept missing."""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value.strip() if isinstance(value, str) else value if pd.isna(value) else str(value)
+
+
+def _seconds(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """UTC datetimes (any resolution, NaT where missing) as whole seconds, rounded to the
+    nearest (half up), and which were present."""
+    parsed = times.notna().to_numpy().copy()  # writable: text times fill it in
+    stamps = times.dt.tz_convert(None).to_numpy()
+    per_second = _TICKS_PER_SECOND[np.datetime_data(stamps.dtype)[0]]
+    # divmod floors: no overflow near the ends of int64, where NaT lies.
+    whole, rest = np.divmod(stamps.view(np.int64), per_second)
+    return np.where(parsed, whole + (2 * rest >= per_second), 0).astype(np.int64), parsed
+
+
+def _numeric_times(numbers: pd.Series, spec: TableSpec, file: str) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers with CF units ``<seconds|minutes|hours|days> since <date>`` as seconds since 1970.
+
+    Computed in seconds, not through datetimes: a number that is no time in years 1 to 9999
+    (inf, 1e300) is left unparsed rather than overflowing."""
     if spec.time_units is None:
-        example = (series.dropna() if series.notna().any() else series).iloc[0].item()
+        example = (numbers.dropna() if numbers.notna().any() else numbers).iloc[0].item()
         raise IngestError(f"{file}, column {spec.time!r}: times are numbers (e.g. {example!r}) without units; give "
                           "them with --time-units, e.g. 'seconds since 1970-01-01' (CF)")
     match = _CF_TIME_UNITS.match(spec.time_units)
@@ -165,15 +233,52 @@ def _numeric_times(series: pd.Series, spec: TableSpec, file: str) -> pd.Series:
     if match is None or pd.isna(reference):
         raise IngestError(f"{file}, column {spec.time!r}: time units {spec.time_units!r} are not "
                           "'<seconds|minutes|hours|days> since <date>'")
-    offsets = pd.to_timedelta(series.astype(np.float64) * _SECONDS[match.group(1).lower()], unit="s")
-    return reference + offsets
+    since = reference.to_pydatetime(warn=False) - _UNIX_EPOCH
+    whole = since.days * 86400 + since.seconds  # exact; the reference's fraction joins the offsets
+    with np.errstate(over="ignore", invalid="ignore"):
+        offsets = np.floor(numbers.to_numpy(np.float64) * _SECONDS[match.group(1).lower()]
+                           + since.microseconds / 1e6 + 0.5)
+    parsed = np.isfinite(offsets) & (offsets >= _FIRST_SECOND - whole) & (offsets <= _LAST_SECOND - whole)
+    seconds = np.zeros(len(offsets), np.int64)
+    seconds[parsed] = whole + offsets[parsed].astype(np.int64)
+    return seconds, parsed
 
 
-def _text_times(series: pd.Series, spec: TableSpec) -> pd.Series:
+def _text_times(text: pd.Series, spec: TableSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Text times: with ``time_format`` as it says, else ISO 8601 and then, entry by entry,
+    the forms :func:`_loose_time` reads."""
+    # pandas reads "now" and "today" as the clock's time: no time a table can mean.
+    text = text.mask(text.map(lambda v: isinstance(v, str) and v.lower() in ("now", "today")).astype(bool))
     if spec.time_format is not None:
-        return pd.to_datetime(series, format=spec.time_format, errors="coerce", utc=True)
-    times = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
-    retry = times.isna() & series.notna()
-    if retry.any():  # not ISO 8601: parse those entries one by one
-        times[retry] = pd.to_datetime(series[retry], errors="coerce", utc=True, format="mixed")
-    return times
+        return _seconds(pd.to_datetime(text, format=spec.time_format, errors="coerce", utc=True))
+    seconds, parsed = _seconds(pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601"))
+    for i in np.flatnonzero(~parsed & text.notna().to_numpy()):
+        loose = _loose_time(text.iloc[i])
+        if loose is not None:
+            seconds[i], parsed[i] = loose, True
+    return seconds, parsed
+
+
+def _loose_time(text: str) -> int | None:
+    """Seconds since 1970 of a time written otherwise than in ISO 8601 (``1995 03 17 23:45 UTC``,
+    ``17 Mar 1995 23:45``), or None where reading it would be a guess.
+
+    dateutil takes what the text leaves out from a default date (today, for pandas' "mixed"
+    parser, which also reads "now"), guesses a century for a two-digit year, drops a zone name
+    it does not know and reverses the sign of ``UTC+2``: each of these is refused here.
+    """
+    from dateutil import parser
+
+    if _POSIX_ZONE.search(text):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", parser.UnknownTimezoneWarning)
+            first = parser.parse(text, default=datetime(2000, 1, 1))
+            second = parser.parse(text, default=datetime(2001, 2, 2))  # differs wherever the text is silent
+        if first != second or f"{first.year:04d}" not in text:
+            return None
+        since = (first if first.tzinfo is not None else first.replace(tzinfo=timezone.utc)) - _UNIX_EPOCH
+    except (ValueError, OverflowError, TypeError, parser.UnknownTimezoneWarning):
+        return None  # ParserError is a ValueError; so is an offset of a day or more
+    return since.days * 86400 + since.seconds + (since.microseconds >= 500_000)

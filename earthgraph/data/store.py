@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -51,6 +52,23 @@ from earthgraph.data.store_schema import (INTEGRITY, SCHEMA_VERSION, StoreAttrib
                                           writer_attributes)
 STATIC_GROUP = "static"
 COLUMN_CHUNK = 1 << 16
+# Every type's own columns: a metadata field of one of these names would overwrite it.
+STORE_COLUMNS = ("time", "lat", "lon", "values", "error", "window_start")
+# A type's or metadata field's name becomes a folder or array name: a letter, then letters, digits, _ or -.
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def check_names(obs_types: list[ObservationType], store: str) -> None:
+    """Raise :class:`StoreError` unless every type and metadata name can be a zarr name and
+    none is taken by the store's own group or columns."""
+    for t in obs_types:
+        if not NAME.fullmatch(t.name) or t.name == STATIC_GROUP:
+            raise StoreError(f"store {store}: type name {t.name!r} cannot be a group of the store: a letter, then "
+                             f"letters, digits, '_' or '-', and not {STATIC_GROUP!r}")
+        for m in t.metadata:
+            if not NAME.fullmatch(m) or m in STORE_COLUMNS:
+                raise StoreError(f"store {store}, type {t.name!r}: metadata name {m!r} cannot be a column of the "
+                                 f"store: a letter, then letters, digits, '_' or '-', and none of {STORE_COLUMNS}")
 
 
 def observed_column(channel: str) -> str:
@@ -126,6 +144,11 @@ class StoreWriter:
         if index_resolution_s <= 0:
             self._drop_staging()
             raise StoreError(f"store {self.name}: index_resolution_s must be positive, got {index_resolution_s}")
+        try:
+            check_names(obs_types, self.name)
+        except StoreError:
+            self._drop_staging()
+            raise
         self.tmp = sibling_path(self.path, "tmp")
         self.types = {t.name: t for t in obs_types}
         self.provenance = provenance or {}

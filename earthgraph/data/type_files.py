@@ -17,8 +17,12 @@ A types file lists :class:`~earthgraph.data.obs_types.ObservationType`\\ s::
 ``python -m earthgraph.data types`` prints the built-in types in this form, as
 a template. Every key is checked: an unknown or misspelt key, a missing one, a
 value of the wrong kind, units that cannot be parsed, ``valid_min >=
-valid_max`` or a non-positive error are refused with a :class:`TypeFileError`
-naming the file, the type and the key. Metadata fields whose name ends in
+valid_max``, an error that is not positive and finite in float32, or a name that is
+not a plain name (a letter, then letters, digits, ``_`` or ``-``: type and metadata
+names become folders and arrays of the store, so ``..``, ``a/b`` or ``""`` cannot be
+names), a type named ``static`` or metadata named as a store column (``time``,
+``values`` ...) are refused with a :class:`TypeFileError` naming the file, the type
+and the key. Metadata fields whose name ends in
 ``_id`` are identifiers (station, buoy, float): stored, never model features;
 others (angles, in degrees) are model features.
 """
@@ -26,14 +30,19 @@ others (angles, in degrees) are model features.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from earthgraph import SPHERES
 from earthgraph.data import obs_types
 from earthgraph.data.obs_types import PRODUCT_MASKS, Channel, ObservationType, Product
+from earthgraph.data.store import NAME as _NAME
+from earthgraph.data.store import STATIC_GROUP
+from earthgraph.data.store import STORE_COLUMNS as _STORE_COLUMNS
 from earthgraph.data.units import UnitsError, check_units
 
 _TYPE_KEYS = {"name": str, "sphere": str, "channels": list, "metadata": list, "description": str,
@@ -41,6 +50,11 @@ _TYPE_KEYS = {"name": str, "sphere": str, "channels": list, "metadata": list, "d
 _REQUIRED_TYPE_KEYS = ("name", "sphere", "channels")
 _CHANNEL_KEYS = {"name": str, "units": str, "valid_min": float, "valid_max": float, "error": float}
 _PRODUCT_KEYS = {"variable": str, "channel": str, "mask": str, "headline": bool}
+# A number as YAML 1.2 writes it; PyYAML (YAML 1.1) reads 1e5 or 1.0e300 (no sign after the e) as text.
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+# The store's own groups and columns, which a type or metadata name would overwrite.
+_STORE_GROUPS = (STATIC_GROUP,)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class TypeFileError(ValueError):
@@ -62,6 +76,8 @@ def _checked(entry, keys: dict, required: Iterable[str], where: str) -> dict:
         kind = keys[key]
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
+        elif kind is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)
         elif kind is str and isinstance(value, (int, float)) and not isinstance(value, bool) and key == "units":
             value = str(value)  # units "1" parse as the number 1
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
@@ -70,8 +86,17 @@ def _checked(entry, keys: dict, required: Iterable[str], where: str) -> dict:
     return out
 
 
+def _check_name(name: str, where: str, taken: tuple[str, ...] = ()) -> None:
+    """Refuse a name that cannot be a store's folder or array name, or is one of ``taken``."""
+    if not _NAME.fullmatch(name):
+        raise TypeFileError(f"{where}: {name!r} is not a name: a letter, then letters, digits, '_' or '-'")
+    if name in taken:
+        raise TypeFileError(f"{where}: {name!r} is taken by the store's own {list(taken)}; rename it")
+
+
 def _channel(entry, where: str) -> Channel:
     c = _checked(entry, _CHANNEL_KEYS, tuple(_CHANNEL_KEYS), where)
+    _check_name(c["name"], f"{where}, key 'name'")
     where = f"{where} ({c['name']!r})"
     try:
         check_units(c["units"], f"{where}, key 'units'")
@@ -79,13 +104,15 @@ def _channel(entry, where: str) -> Channel:
         raise TypeFileError(str(e)) from None
     if not c["valid_min"] < c["valid_max"]:
         raise TypeFileError(f"{where}: valid_min {c['valid_min']:g} is not below valid_max {c['valid_max']:g}")
-    if not c["error"] > 0.0:
-        raise TypeFileError(f"{where}, key 'error': an observation error must be positive, got {c['error']:g}")
+    if not 0.0 < c["error"] <= _FLOAT32_MAX:  # stored as float32: inf or 1e39 would be inf there
+        raise TypeFileError(f"{where}, key 'error': an observation error must be positive and finite in float32, "
+                            f"got {c['error']:g}")
     return Channel(**c)
 
 
 def _type(entry, where: str) -> ObservationType:
     t = _checked(entry, _TYPE_KEYS, _REQUIRED_TYPE_KEYS, where)
+    _check_name(t["name"], f"{where}, key 'name'", _STORE_GROUPS)
     where = f"{where} ({t['name']!r})"
     if t["sphere"] not in SPHERES:
         raise TypeFileError(f"{where}, key 'sphere': {t['sphere']!r} is not one of {SPHERES}")
@@ -104,6 +131,8 @@ def _type(entry, where: str) -> ObservationType:
     metadata = t.get("metadata", [])
     if not all(isinstance(m, str) for m in metadata):
         raise TypeFileError(f"{where}, key 'metadata': expected a list of names, got {metadata!r}")
+    for i, m in enumerate(metadata):
+        _check_name(m, f"{where}, metadata[{i}]", _STORE_COLUMNS)
     try:
         return ObservationType(t["name"], t["sphere"], channels, tuple(metadata), t.get("description", ""),
                                t.get("conventional", False), tuple(products))
