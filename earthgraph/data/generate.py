@@ -131,9 +131,11 @@ def observe_gridded(truth: xr.Dataset, store: str | os.PathLike, observing: Obse
     (default all of it: [first step, last step)). ``static``: the static fields
     to store, in :func:`earthgraph.data.statics.store_statics`'s layout (default
     the truth's own land-sea mask and orography). ``show_progress``: a progress
-    bar over the chunks on standard error. Returns the store path, time range
-    and counts per system. Raises KeyError or GriddedError naming the file and
-    field before anything is written; a failed run leaves no store behind.
+    bar over the chunks on standard error. Returns the store path, time range,
+    counts per system, and per field the points sampled where it had no value
+    (NaN: the other surface, missing data), which gave no observation there.
+    Raises KeyError or GriddedError naming the file and field; a failed run
+    leaves the store path as it was (no store, or the previous one).
     """
     systems = _check_systems(truth, systems)
     if not chunk_hours > 0:
@@ -161,6 +163,7 @@ def observe_gridded(truth: xr.Dataset, store: str | os.PathLike, observing: Obse
         "observations": str(store),
         "time_range": [str(np.datetime64(int(t_start), "s")), str(np.datetime64(int(t_end), "s"))],
         "counts": counts,
+        "points_without_truth": dict(sorted(sampler.missing.items())),
     }
 
 

@@ -7,25 +7,34 @@ names where they mean the same quantity (:data:`ERA5_NAMES`), converted to
 earthgraph's units. Such a dataset can serve as gridded truth for scoring, or
 be sampled into observations by the observing systems like the nature run.
 
-Opening stays lazy: zarr stores come dask-backed in their own chunks, and
-netCDF variables are chunked along time (:data:`CHUNK_BYTES` per chunk), so
-that a units conversion or a time slice reads only the steps asked for. The
-observing systems stream such a dataset a chunk of time at a time
+Opening stays lazy: variables come dask-backed, zarr stores' in their own
+chunks and netCDF variables chunked along time (:data:`CHUNK_BYTES` per
+chunk), so that a units conversion or a time slice reads only the steps asked
+for. The observing systems stream such a dataset a chunk of time at a time
 (:class:`earthgraph.data.sampler.TruthSampler`).
 
 Problems get a :class:`GriddedError` naming the file and the field: a file
-that cannot be opened, missing coordinates, latitudes outside [-90, 90],
-non-finite coordinates, an unknown requested variable, units that cannot be
-converted, a period outside the file.
+that cannot be opened or is shorter than its header says, missing, empty,
+non-numeric, non-finite, duplicate or out-of-range coordinates (latitudes
+outside [-90, 90]), times that are no dates or have gaps (NaT), an unknown
+requested variable, units that cannot be converted, a period outside the
+file. Reading happens later, in dask tasks: a damaged chunk then raises a
+GriddedError naming the file, the variable and the part read, and a value
+outside its variable's plausible range (:data:`PLAUSIBLE_RANGE`: an unmasked
+fill value, wrong units, inf) one naming the value and where it is. NaN is a
+missing value (SST over land), never an error.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import struct
+import uuid
 import warnings
 from pathlib import Path
 
+import dask.array
 import numpy as np
 import xarray as xr
 
@@ -52,24 +61,120 @@ _COORD_NAMES = {
 }
 CHUNK_BYTES = 32 * 2**20  # per dask chunk of a netCDF variable: a few steps of a 0.25-degree field
 COARSE_STEP_S = 6 * 3600  # coarser time steps than this lose the diurnal cycle
+# Bounds of each earthgraph variable in its units, far beyond Earth's records: a value outside
+# them is no measurement but an unmasked fill value (9.97e36, -32767), an overflow (inf), or
+# values in other units than the units attribute says (SST in degC labelled K). The observing
+# systems would otherwise clip it silently into their channel's valid range.
+PLAUSIBLE_RANGE = {
+    "air_temperature": (100.0, 400.0), "land_surface_temperature": (100.0, 400.0),
+    "sea_surface_temperature": (100.0, 400.0), "thermocline_temperature": (100.0, 400.0),
+    "total_column_water_vapour": (-1.0, 200.0), "ocean_heat_content": (-1.0e14, 1.0e14),
+    "soil_moisture": (-0.05, 1.05), "snow_water_equivalent": (-1.0, 1.0e5),
+    "sea_ice_concentration": (-0.05, 1.05), "sea_ice_thickness": (-0.1, 100.0),
+    "u_component_of_wind": (-300.0, 300.0), "v_component_of_wind": (-300.0, 300.0),
+}
+SAME_DEGREES = 1e-6  # coordinates closer than this (0.1 m) are one grid line
+LONGITUDE_RANGE = (-360.0, 720.0)  # one turn beyond [-180, 180) or [0, 360) at most (ferret's 20..380)
 
 
 class GriddedError(ValueError):
     """A gridded file that cannot be used; the message names the file and the field."""
 
 
+def _is_zarr(path: str) -> bool:
+    return path.rstrip("/").endswith(".zarr")
+
+
 def _open(path: str | os.PathLike) -> xr.Dataset:
+    """The file's dataset, its variables lazily indexed (not yet dask, not cached: see _named_reads)."""
     p = str(path)
     if "://" not in p and not Path(p).exists():
         raise GriddedError(f"{p}: no such file or store")
     try:
-        if p.rstrip("/").endswith(".zarr"):
+        if _is_zarr(p):
             with warnings.catch_warnings():  # stores with and without consolidated metadata are both fine
                 warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
-                return xr.open_zarr(p, consolidated=None)
-        return xr.open_dataset(p)
+                return xr.open_dataset(p, engine="zarr", consolidated=None, chunks=None, cache=False)
+        ds = xr.open_dataset(p, cache=False)
     except Exception as e:  # the engines raise many types for damaged files
         raise GriddedError(f"{p}: cannot be opened as a gridded dataset: {type(e).__name__}: {e}") from e
+    if "://" not in p:
+        _check_classic_length(p)
+    return ds
+
+
+# Classic netCDF (CDF-1, CDF-2, CDF-5): bytes per value of each nc_type.
+_NC_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 4, 11: 8, 12: 8}
+_NC_STREAMING = (2**32 - 1, 2**64 - 1)  # numrecs of a file still being written
+
+
+def _classic_netcdf_extents(f) -> list[tuple[str, int]] | None:
+    """(variable, byte where its data ends) of each variable of a classic netCDF file, from its
+    header (the format's specification, section "The Header"); None for any other file."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:3] != b"CDF" or magic[3] not in (1, 2, 5):
+        return None
+    count, offset = (">Q", ">Q") if magic[3] == 5 else (">I", ">I" if magic[3] == 1 else ">Q")
+
+    def read(fmt: str) -> int:
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+    def name() -> str:
+        n = read(count)
+        return f.read(n + (-n % 4))[:n].decode("utf-8", "replace")
+
+    def skip_attributes() -> None:
+        read(">I")  # NC_ATTRIBUTE, or ZERO when absent
+        for _ in range(read(count)):
+            name()
+            size = _NC_TYPE_BYTES[read(">I")] * read(count)
+            f.seek(size + (-size % 4), 1)
+
+    numrecs = read(count)
+    read(">I")  # NC_DIMENSION, or ZERO when absent
+    dims = []
+    for _ in range(read(count)):
+        name()
+        dims.append(read(count))
+    skip_attributes()
+    read(">I")  # NC_VARIABLE, or ZERO when absent
+    variables = []
+    for _ in range(read(count)):
+        var = name()
+        ids = [read(count) for _ in range(read(count))]
+        skip_attributes()
+        nbytes = _NC_TYPE_BYTES[read(">I")]
+        read(count)  # vsize: computed below instead (it saturates for variables over 4 GiB)
+        begin = read(offset)
+        record = bool(ids) and dims[ids[0]] == 0
+        variables.append((var, begin, nbytes * math.prod(dims[i] for i in ids[record:]), record))
+    records = [size for _, _, size, record in variables if record]
+    # A record holds each record variable's slab padded to 4 bytes, except when there is only one.
+    recsize = records[0] if len(records) == 1 else sum(size + (-size % 4) for size in records)
+    ends = []
+    for var, begin, size, record in variables:
+        if not record:
+            ends.append((var, begin + size))
+        elif numrecs not in _NC_STREAMING and numrecs > 0:
+            ends.append((var, begin + (numrecs - 1) * recsize + size))
+    return ends
+
+
+def _check_classic_length(path: str) -> None:
+    """GriddedError when a classic netCDF file ends before its data does. The netCDF library
+    reads the missing bytes as zeros or fill values, so a truncated download would otherwise
+    pass as data (HDF5-based netCDF-4 and zarr detect truncation themselves)."""
+    try:
+        with open(path, "rb") as f:
+            extents = _classic_netcdf_extents(f)
+            size = f.seek(0, os.SEEK_END)
+    except (OSError, OverflowError, struct.error, KeyError, IndexError):
+        return  # a header the netCDF library read but this parser cannot: the library's word stands
+    cut = [(var, end) for var, end in extents or [] if end > size]
+    if cut:
+        var, end = cut[0]
+        raise GriddedError(f"{path}: truncated: the file has {size} bytes, but its header puts the data of "
+                           f"variable {var!r} up to byte {end} (an interrupted download or copy?)")
 
 
 _CF_UNITS = {"latitude": ("degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"),
@@ -104,37 +209,158 @@ def _standard_coords(ds: xr.Dataset, file: str) -> xr.Dataset:
         if not found and std in ("latitude", "longitude"):
             raise GriddedError(f"{file}: no {std} coordinate (looked for {list(names)}); it has {list(ds.coords)}")
     ds = ds.rename(renames)
-    lat = ds["latitude"].values.astype(np.float64)
-    lon = ds["longitude"].values.astype(np.float64)
-    for name, values in (("latitude", lat), ("longitude", lon)):
-        if not np.all(np.isfinite(values)):
-            raise GriddedError(f"{file}: coordinate {name} has non-finite values")
+    lat = _degrees(ds, "latitude", file)
+    lon = _degrees(ds, "longitude", file)
     if np.abs(lat).max() > 90.0:
         raise GriddedError(f"{file}: coordinate latitude has value {lat[np.argmax(np.abs(lat))]} outside [-90, 90]")
+    outside = (lon < LONGITUDE_RANGE[0]) | (lon > LONGITUDE_RANGE[1])
+    if outside.any():
+        raise GriddedError(f"{file}: coordinate longitude has value {lon[np.argmax(outside)]} outside "
+                           f"[{LONGITUDE_RANGE[0]:g}, {LONGITUDE_RANGE[1]:g}] degrees")
+    check_time(ds, file)
     ds = ds.assign_coords(longitude=np.mod(lon, 360.0))
     ds = ds.sortby(["latitude", "longitude"])
-    if "longitude" in ds.dims and len(np.unique(ds["longitude"].values)) != ds.sizes["longitude"]:
-        raise GriddedError(f"{file}: coordinate longitude has duplicate values after wrapping to [0, 360)")
+    for name, what in (("latitude", ""), ("longitude", " after wrapping to [0, 360)")):
+        values = ds[name].values
+        # Nearer than SAME_DEGREES is the same line: 392.7 wraps to 32.700000000000045, not 32.7.
+        twice = np.nonzero(np.diff(values) <= SAME_DEGREES)[0]
+        if len(twice):
+            raise GriddedError(f"{file}: coordinate {name} has duplicate values{what} ({values[twice[0]]:.9g} "
+                               f"and {values[twice[0] + 1]:.9g})")
     return ds
 
 
-def _chunk_in_time(ds: xr.Dataset) -> xr.Dataset:
-    """Dask-chunk along time the variables that are only lazily indexed (netCDF): the first
-    arithmetic on such a variable (a units conversion) would otherwise read all of it."""
-    chunked = {}
+def _degrees(ds: xr.Dataset, name: str, file: str) -> np.ndarray:
+    """The 1-D axis ``name`` (latitude or longitude) as float64 degrees; GriddedError unless it is
+    a coordinate of finite numbers (a dimension without one would read as 0, 1, 2 ... degrees)."""
+    if name not in ds.coords:
+        raise GriddedError(f"{file}: dimension {name} has no coordinate values")
+    da = ds[name]
+    if da.ndim != 1:
+        raise GriddedError(f"{file}: coordinate {name} has dims {list(da.dims)}; earthgraph reads regular grids "
+                           f"with a 1-D {name} axis")
+    if da.size == 0:
+        raise GriddedError(f"{file}: coordinate {name} has no values")
+    if da.dtype.kind not in "iuf":  # text ("10.5", "10N"), dates, booleans, objects
+        raise GriddedError(f"{file}: coordinate {name} holds {da.dtype} values ({str(da.values[0])!r}, ...), not "
+                           "numbers of degrees")
+    values = da.values.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise GriddedError(f"{file}: coordinate {name} has non-finite value {values[~np.isfinite(values)][0]}")
+    return values
+
+
+def check_time(ds: xr.Dataset, file: str) -> None:
+    """GriddedError unless the time coordinate, where there is one, holds dates without gaps:
+    numbers would be read as seconds since 1970, and a NaT step as a time before the Big Bang."""
+    if "time" not in ds.dims and "time" not in ds.coords:
+        return  # a static file (a land-sea mask)
+    if "time" not in ds.coords:
+        raise GriddedError(f"{file}: dimension time has no coordinate values")
+    time = ds["time"]
+    if not np.issubdtype(time.dtype, np.datetime64):
+        calendar = time.encoding.get("calendar") or time.attrs.get("calendar")
+        hint = (f"calendar {calendar!r}: earthgraph reads the standard calendar (convert it with "
+                "ds.convert_calendar('standard'))" if time.dtype == object and calendar else
+                f"units {time.attrs.get('units')!r}: it needs CF units such as 'hours since 2021-01-01'")
+        raise GriddedError(f"{file}: coordinate time holds {time.dtype} values, not dates ({hint})")
+    if time.size == 0:
+        raise GriddedError(f"{file}: coordinate time has no steps")
+    missing = np.isnat(np.atleast_1d(time.values))
+    if missing.any():
+        raise GriddedError(f"{file}: coordinate time has {int(missing.sum())} missing value(s) (NaT), the first at "
+                           f"step {int(np.argmax(missing))}")
+
+
+class _NamedReads:
+    """A variable's lazily indexed data (a netCDF or zarr variable) whose reads raise GriddedError
+    naming the file, the variable and the part read when they fail. The reads happen late, in
+    dask tasks far from open_gridded, and the engines' errors ("NetCDF: HDF error", a codec's
+    decompression error) name neither file nor variable."""
+
+    def __init__(self, variable: xr.Variable, file: str, name: str):
+        self.variable, self.file, self.name = variable, file, name
+        self.shape, self.dtype, self.ndim = variable.shape, variable.dtype, variable.ndim
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        try:
+            return np.asarray(self.variable[key].values)
+        except MemoryError:
+            raise
+        except Exception as e:  # the engines and codecs raise many types for damaged data
+            part = ", ".join(f"{d} {k.start}:{k.stop}" if isinstance(k, slice) else f"{d} {k}"
+                             for d, k in zip(self.variable.dims, key))
+            raise GriddedError(f"{self.file}, variable {self.name!r}: reading {part} failed: "
+                               f"{type(e).__name__}: {e}") from e
+
+
+def _chunks(da: xr.DataArray, zarr: bool) -> tuple[int, ...]:
+    """A variable's dask chunks: a zarr store's own; a netCDF variable's along time only,
+    :data:`CHUNK_BYTES` per chunk (one chunk without a time dimension)."""
+    preferred = da.encoding.get("preferred_chunks", {}) if zarr else {}
+    if "time" in da.dims and not preferred:
+        step_bytes = da.dtype.itemsize * math.prod(n for d, n in da.sizes.items() if d != "time")
+        preferred = {"time": max(1, CHUNK_BYTES // max(step_bytes, 1))}
+    return tuple(max(1, min(preferred.get(d, n), n)) for d, n in da.sizes.items())
+
+
+def _named_reads(ds: xr.Dataset, file: str) -> xr.Dataset:
+    """Every data variable dask-backed through :class:`_NamedReads`: lazy (a units conversion or
+    a time slice reads only the chunks it needs) and named when a read fails."""
+    zarr = _is_zarr(file)
+    wrapped = {}
     for name, da in ds.data_vars.items():
-        if "time" in da.dims and da.chunks is None:
-            step_bytes = da.dtype.itemsize * math.prod(n for d, n in da.sizes.items() if d != "time")
-            chunked[name] = da.chunk({"time": max(1, CHUNK_BYTES // max(step_bytes, 1))})
-    return ds.assign(chunked)
+        data = dask.array.from_array(_NamedReads(da.variable, file, str(name)), chunks=_chunks(da, zarr),
+                                     name=f"{name}-{uuid.uuid4().hex}", meta=np.empty((0,) * da.ndim, da.dtype))
+        wrapped[name] = da.copy(data=data)
+    return ds.assign(wrapped)
+
+
+def _plausible(block: np.ndarray, bounds: tuple[float, float], where: str, units: str,
+               coords: dict[str, np.ndarray | None], block_info=None) -> np.ndarray:
+    """``block`` itself; GriddedError naming the value and where it is when one lies outside
+    ``bounds`` (NaN, a missing value, compares false and passes)."""
+    lo, hi = bounds
+    with np.errstate(invalid="ignore"):
+        bad = (block < lo) | (block > hi)
+    if bad.any():
+        at = np.unravel_index(np.argmax(bad), block.shape)
+        origin = [start for start, _ in block_info[0]["array-location"]] if block_info else [0] * block.ndim
+        place = ", ".join(f"{d} {_label(c[o + i]) if c is not None else o + i}"
+                          for (d, c), o, i in zip(coords.items(), origin, at))
+        raise GriddedError(f"{where}: value {block[at]:g} {units} at {place} is outside [{lo:g}, {hi:g}] {units}, "
+                           "the variable's plausible range: a fill value not marked as missing (_FillValue, "
+                           "missing_value), values in other units than its units attribute says, or a damaged file")
+    return block
+
+
+def _label(value) -> str:
+    return str(np.datetime64(value, "s")) if isinstance(value, np.datetime64) else f"{value:g}"
+
+
+def _checked(da: xr.DataArray, file: str, name: str) -> xr.DataArray:
+    """``da`` whose chunks are checked against :data:`PLAUSIBLE_RANGE` when they are read."""
+    if name not in PLAUSIBLE_RANGE or da.chunks is None or da.dtype.kind != "f":
+        return da
+    coords = {d: (da[d].values if d in da.coords else None) for d in da.dims}
+    data = da.data.map_blocks(_plausible, bounds=PLAUSIBLE_RANGE[name], where=f"{file}, variable {name!r}",
+                              units=da.attrs.get("units", ""), coords=coords, dtype=da.dtype)
+    return da.copy(data=data)
 
 
 def _convert(da: xr.DataArray, to_units: str, file: str, name: str) -> xr.DataArray:
+    if da.dtype.kind not in "iuf":  # units "hours since ..." make xarray decode values to dates
+        units = da.attrs.get("units", da.encoding.get("units"))
+        raise GriddedError(f"{file}, variable {name!r}: holds {da.dtype} values (units {units!r}), not numbers "
+                           f"in {to_units}")
     # A variable without a units attribute is taken to be in earthgraph's units already.
+    units = str(da.attrs.get("units", to_units)).strip()
     try:
-        out = convert_units(da, str(da.attrs.get("units", to_units)).strip(), to_units, f"{file}, variable {name!r}")
+        out = convert_units(da, units, to_units, f"{file}, variable {name!r}")
     except UnitsError as e:
         raise GriddedError(str(e)) from e
+    except Exception as e:  # pint's parser raises more than UnitsError wraps: TokenError for "(K"
+        raise GriddedError(f"{file}, variable {name!r}: unknown units {units!r} ({type(e).__name__}: {e})") from e
     return out.assign_attrs(da.attrs).assign_attrs(units=to_units)
 
 
@@ -153,7 +379,7 @@ def open_gridded(path: str | os.PathLike, variables: list[str] | None = None,
     unknown = sorted(set(rename or {}) - set(ds.variables))
     if unknown:
         raise GriddedError(f"{file}: cannot rename {unknown}: no such variable; it has {sorted(map(str, ds.variables))}")
-    ds = _chunk_in_time(_standard_coords(ds.rename(rename or {}), file))
+    ds = _named_reads(_standard_coords(ds.rename(rename or {}), file), file)
     renames = {v: ERA5_NAMES[v] for v in ds.data_vars if v in ERA5_NAMES and ERA5_NAMES[v] not in ds.data_vars}
     ds = ds.rename(renames)
     if variables is not None:
@@ -163,7 +389,7 @@ def open_gridded(path: str | os.PathLike, variables: list[str] | None = None,
         ds = ds[variables]
     for name in list(ds.data_vars):
         if name in VARIABLES:
-            ds[name] = _convert(ds[name], VARIABLES[name][1], file, name)
+            ds[name] = _checked(_convert(ds[name], VARIABLES[name][1], file, name), file, name)
     ds.attrs["source_file"] = file
     return ds
 

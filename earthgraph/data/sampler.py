@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from earthgraph.data.gridded import GriddedError
+from earthgraph.data.gridded import GriddedError, check_time
 
 FIELD_DIMS = ("time", "latitude", "longitude")
 
@@ -60,7 +60,9 @@ def _check_regular_spacing(values: np.ndarray, name: str, file: str) -> None:
 
 
 def _time_axis(truth: xr.Dataset, file: str) -> np.ndarray:
-    """(nt,) float64 seconds since 1970 of the truth's steps; GriddedError unless strictly increasing."""
+    """(nt,) float64 seconds since 1970 of the truth's steps; GriddedError unless they are dates
+    (no NaT), strictly increasing."""
+    check_time(truth, file)
     seconds = truth.time.values.astype("datetime64[s]").astype(np.int64).astype(np.float64)
     bad = np.nonzero(np.diff(seconds) <= 0)[0]
     if len(bad):
@@ -72,11 +74,20 @@ def _time_axis(truth: xr.Dataset, file: str) -> np.ndarray:
 
 def land_mask(truth: xr.Dataset) -> np.ndarray:
     """(nlat, nlon) bool, land where the land fraction exceeds one half (first time step,
-    if the mask has a time dimension, as ERA5's ``lsm`` does)."""
+    if the mask has a time dimension, as ERA5's ``lsm`` does). GriddedError for a fraction
+    outside [0, 1] or NaN, which would otherwise pass silently as sea."""
     da = truth["land_sea_mask"]
     if "time" in da.dims:
         da = da.isel(time=0)
-    return da.transpose("latitude", "longitude").values > 0.5
+    fraction = da.transpose("latitude", "longitude").values
+    bad = ~((fraction >= 0.0) & (fraction <= 1.0))
+    if bad.any():
+        j, i = np.argwhere(bad)[0]
+        file = truth.attrs.get("source_file", "the gridded truth")
+        raise GriddedError(f"{file}, variable 'land_sea_mask': value {fraction[j, i]:g} at latitude "
+                           f"{float(truth.latitude[j]):g}, longitude {float(truth.longitude[i]):g}; a land fraction "
+                           "lies in [0, 1]")
+    return fraction > 0.5
 
 
 class TruthSampler:
@@ -114,6 +125,9 @@ class TruthSampler:
         self._held: tuple[int, int] | None = None  # first and last step in memory
         self._blocks: dict[str, np.ndarray] = {}  # field -> (steps of the held window, nlat, nlon)
         self.steps_read = 0  # (field, step) pairs read so far: what streaming costs in reads
+        # Per field, the points sampled where it has no value (NaN: the other surface, missing
+        # data): they give no observation (in that channel), and are counted, not dropped unseen.
+        self.missing: dict[str, int] = {}
 
     @property
     def t_start(self) -> float:
@@ -193,7 +207,9 @@ class TruthSampler:
             acc = sum(w * np.where(w > 0, v, 0.0) for v, w in zip(values, weights))
             return np.where(np.isfinite(f[(k, *nearest)]), acc / np.where(total > 0, total, 1.0), np.nan)
 
-        return (1 - wt) * at(k0) + wt * at(k1)
+        out = (1 - wt) * at(k0) + wt * at(k1)
+        self.missing[name] = self.missing.get(name, 0) + int(np.count_nonzero(np.isnan(out)))
+        return out
 
     def is_land(self, lat_deg, lon_deg) -> np.ndarray:
         return self.land[_nearest_corner(*self._weights(np.radians(lat_deg), np.radians(lon_deg)))]
