@@ -32,6 +32,8 @@ def iter_records(path: str | Path):
             pos += left_in_block
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos:pos + CHUNK_HEADER])
+        if pos + CHUNK_HEADER + length > len(data):
+            break  # the last chunk of a file still being written (W&B's writer runs in its own process)
         payload = data[pos + CHUNK_HEADER:pos + CHUNK_HEADER + length]
         pos += CHUNK_HEADER + length
         if kind == FULL:
