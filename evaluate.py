@@ -45,6 +45,17 @@ an earlier evaluation's results is refused unless --overwrite):
 and prints the global RMSE scorecard with the skill against --reference, then a
 JSON summary line. With --wandb-dir the pictures and tables are also logged
 to a W&B run (offline unless WANDB_MODE says otherwise).
+
+Bad input ends the run with a message naming the input (forecast, truth, climatology), its
+path and the field, and no results: a damaged store (a chunk or metadata file that cannot be
+read, named with its variable and chunk when the scoring reads it), wrong coordinates
+(latitudes outside [-90, 90], non-numbers, repeated rows, NaT, times as text or in a time
+zone that decoding would ignore) or a grid, times or days the others lack. Data in another
+order (descending latitudes, longitudes in [-180, 180), unsorted times) is scored as in
+order. Values are counted where they are left out or not finite (``left_out`` in the
+summary, and attributes of each variable in scores/<forecast>.nc): NaN truth is left out,
+infinite truth treated as missing; NaN, infinite or overflowing forecast values make their
+scores NaN or inf, and each such score is explained by a printed note.
 """
 
 from __future__ import annotations
@@ -64,7 +75,7 @@ import pandas as pd
 import xarray as xr
 
 from earthgraph.scoring import baselines, chunked, diagnostics, evaluation, obs_space, plots, scorecard, sources
-from earthgraph.scoring.climatology import check_hours, hourly_dayofyear_climatology
+from earthgraph.scoring.climatology import check_days, check_hours, hourly_dayofyear_climatology
 from earthgraph.scoring.regions import WB2_REGIONS, standard_regions
 
 BASELINES = ("persistence", "climatology", "perfect_model")
@@ -288,6 +299,14 @@ def _open_zarr(location: str | Path, what: str, storage_options: dict | None = N
         sys.exit(f"evaluate.py: {err}")
 
 
+def _normalised(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """``evaluation.normalise_grid(ds)``; bad coordinates exit naming ``source``."""
+    try:
+        return evaluation.normalise_grid(ds, source)
+    except ValueError as err:
+        sys.exit(f"evaluate.py: {err}")
+
+
 def select_forecast(fc: xr.Dataset, source: str, args, period, truth: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
     """A forecast's requested leads and the initialisations with a verified pair in
     ``period``, with the (time, prediction_timedelta) mask of the verified pairs.
@@ -313,11 +332,13 @@ def load_climatology(args, truth: xr.Dataset, period, variables: list[str], trut
     """A WB2 climatology zarr (--climatology, opened lazily: the scoring reads the days it
     needs), or one computed from the (lazy) truth over ``period``, read a year at a time."""
     if args.climatology:
-        clim = evaluation.normalise_grid(_open_zarr(args.climatology, "climatology", args.storage_options))
+        source = f"climatology {args.climatology}"
+        clim = evaluation.normalise_grid(_open_zarr(args.climatology, "climatology", args.storage_options), source)
         missing = [v for v in variables if v not in clim]
         if missing:
-            raise ValueError(f"{args.climatology}: no variable(s) {missing}")
-        return evaluation.on_truth_grid(clim[variables], truth, args.climatology, truth_source)
+            raise ValueError(f"{source}: no variable(s) {missing}")
+        evaluation.check_numbers(clim, variables, source)
+        return evaluation.on_truth_grid(clim[variables], truth, source, truth_source)
     if not period:
         raise ValueError("give --climatology or --climatology-period (needed for acc and the climatology baseline); "
                          "at high resolution give --climatology: computing one needs ~64 x 366 bytes of work per grid "
@@ -503,14 +524,15 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
     """Open and check everything (making the model's forecasts in checkpoint mode);
     bad input ends the run with a message naming the file and the field."""
     truth_path = args.truth or sources.join(args.data_dir, "truth.zarr")
-    truth = evaluation.normalise_grid(_open_zarr(truth_path, "truth", args.storage_options))
+    truth_source = f"truth {truth_path}"
+    truth = _normalised(_open_zarr(truth_path, "truth", args.storage_options), truth_source)
     if args.checkpoint:
         name = args.name or "earthgraph"
         fc, context = model_forecasts(args, truth, out, clock)
-        fc_source = str(out / "forecast.zarr")
+        fc_source = f"forecast {out / 'forecast.zarr'}"
     else:
         name = args.name or sources.stem(args.forecast)
-        fc_source = args.forecast
+        fc_source = f"forecast {args.forecast}"
         fc = _open_zarr(args.forecast, "forecast", args.storage_options)
         fc = fc[sorted(fc.data_vars)]  # zarr 3 lists a store's arrays in a varying order: rows in a fixed one
         context = {"period": args.period, "clim_period": args.climatology_period, "window_hours": None,
@@ -524,25 +546,29 @@ def load_inputs(args, out: Path, clock: Stopwatch) -> Inputs:
                  f"{', '.join(args.baselines)})")
     try:
         evaluation.check_forecast_layout(fc, fc_source)
-        fc, scored = select_forecast(fc, fc_source, args, context["period"], truth)
-        fc = evaluation.on_truth_grid(evaluation.normalise_grid(fc), truth, fc_source, str(truth_path))
-        variables = evaluation.scored_variables(fc, truth, fc_source, str(truth_path), args.variables)
+        # Checked and in order before any selection: a repeated or unsorted time is never scored.
+        fc, scored = select_forecast(evaluation.normalise_grid(fc, fc_source), fc_source, args, context["period"],
+                                     truth)
+        fc = evaluation.on_truth_grid(fc, truth, fc_source, truth_source)
+        variables = evaluation.scored_variables(fc, truth, fc_source, truth_source, args.variables)
         if "level" in fc.dims and "level" in truth.dims:
             missing = np.setdiff1d(fc.level.values, truth.level.values)
             if len(missing):
-                raise ValueError(f"{truth_path}: no level(s) {missing.tolist()} of {fc_source}")
+                raise ValueError(f"{truth_source}: no level(s) {missing.tolist()} of {fc_source}")
             truth = truth.sel(level=fc.level.values)
         long_vars = list(context["long"]["forecast"].data_vars) if context["long"] else []
         clim_vars = list(dict.fromkeys(variables + long_vars))
-        climatology = load_climatology(args, truth, context["clim_period"], clim_vars, str(truth_path))
-        check_hours(climatology, baselines.valid_times(fc.time.values, fc.prediction_timedelta.values).values,
-                    str(args.climatology or "climatology"))
+        climatology = load_climatology(args, truth, context["clim_period"], clim_vars, truth_source)
+        valid = baselines.valid_times(fc.time.values, fc.prediction_timedelta.values).values
+        clim_source = f"climatology {args.climatology}" if args.climatology else "climatology"
+        check_hours(climatology, valid, clim_source)
+        check_days(climatology, valid, clim_source)
         clock.lap("climatology")
         regions = standard_regions(truth, tuple(context["clim_period"]) if context["clim_period"] else None,
                                    args.regions)
     except ValueError as err:
         sys.exit(f"evaluate.py: {err}")
-    return Inputs(name, fc[variables], truth, variables, climatology, regions, context, scored, str(truth_path))
+    return Inputs(name, fc[variables], truth, variables, climatology, regions, context, scored, truth_source)
 
 
 def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset | chunked.Baseline]:
@@ -566,9 +592,48 @@ def reference_forecasts(args, inp: Inputs) -> dict[str, xr.Dataset | chunked.Bas
     return out
 
 
+NOTES = {"truth_missing": "NaN truth value(s) (--no-skipna: its scores there are NaN)",
+         "truth_infinite": "infinite truth value(s), treated as missing",
+         "forecast_missing": "NaN forecast value(s) where the truth exists (its scores there are NaN)",
+         "forecast_infinite": "infinite forecast value(s) where the truth exists (its scores there are inf or NaN)",
+         "climatology_missing": "non-finite climatology value(s) where the truth exists (its acc there is NaN)",
+         "too_large": "value(s) too large to square in float64 (its scores there may be inf)"}
+"""The counts (``evaluation.value_counts``) that explain a NaN or inf score, printed when not 0."""
+
+
+def value_notes(results: dict[str, xr.Dataset], no_skipna: bool) -> dict[str, dict[str, dict[str, int]]]:
+    """Print a note for every forecast and variable whose verified values include some
+    that make its scores NaN or inf (:data:`NOTES`; NaN truth only with --no-skipna, else
+    it is left out), so no score is non-finite without a reason. Returns every count that
+    is not 0, the truth's (the same for every forecast) under "truth", for the summary."""
+    counted: dict[str, dict[str, dict[str, int]]] = {}
+    for name, ds in results.items():
+        for var, da in ds.data_vars.items():
+            counts = {k: int(da.attrs[k]) for k in evaluation.COUNTS if da.attrs.get(k, 0)}
+            own = {k: n for k, n in counts.items() if not k.startswith("truth_")}
+            truth = {k: n for k, n in counts.items() if k.startswith("truth_")}
+            if truth and var not in counted.get("truth", {}):
+                counted.setdefault("truth", {})[var] = truth
+                shown = {k: n for k, n in truth.items() if k == "truth_infinite" or no_skipna}
+                if shown:
+                    print(f"evaluate.py: note: truth {var}: " + ", ".join(f"{n} {NOTES[k]}" for k, n in shown.items()))
+            if own:
+                counted.setdefault(name, {})[var] = own
+                print(f"evaluate.py: note: {name} {var}: " + ", ".join(f"{n} {NOTES[k]}" for k, n in own.items()))
+    return counted
+
+
 def draw_pictures(args, inp: Inputs, table: pd.DataFrame, out: Path) -> list[Path]:
-    """scorecard.png, rmse_<sphere>.png and (lat-lon grids) maps.png."""
-    pictures = [plots.plot_scorecard(table, out / "scorecard.png", args.reference, variables=inp.variables)]
+    """scorecard.png, rmse_<sphere>.png and (lat-lon grids) maps.png. A forecast without one
+    finite RMSE (all NaN: see the note on non-finite values) has no skill to draw: it is left
+    out of the scorecard, and no scorecard is drawn when that is the reference."""
+    rmse = table[(table.metric == "rmse") & np.isfinite(table.value)]
+    drawn = table[table.forecast.isin(set(rmse.forecast))]
+    pictures = []
+    if args.reference in set(rmse.forecast):
+        pictures.append(plots.plot_scorecard(drawn, out / "scorecard.png", args.reference, variables=inp.variables))
+    else:
+        print(f"evaluate.py: no scorecard.png: the reference {args.reference} has no finite RMSE")
     pictures += plots.plot_metric_by_lead(table, out)
     fc, leads = inp.forecast, inp.forecast.prediction_timedelta.values
     if "latitude" in fc.dims:
@@ -628,14 +693,24 @@ def main(argv=None) -> pd.DataFrame:
     args = parse_args(argv)
     clock = Stopwatch()
     out = output_dir(args)
-    if args.stations_obs and not has_truth(args):  # point observations only: score the stations alone
-        return run_station_evaluation(args, out, clock)
-    client = connect_scheduler(args.scheduler) if args.scheduler else None
+    made = not out.exists()
     try:
-        return run_evaluation(args, out, clock, client)
-    finally:
-        if client is not None:
-            client.close()
+        if args.stations_obs and not has_truth(args):  # point observations only: score the stations alone
+            return run_station_evaluation(args, out, clock)
+        client = connect_scheduler(args.scheduler) if args.scheduler else None
+        try:
+            return run_evaluation(args, out, clock, client)
+        except sources.UnreadableInputError as err:  # a chunk read where no stage named it: name it here
+            sys.exit(f"evaluate.py: {err}")
+        finally:
+            if client is not None:
+                client.close()
+    except BaseException:
+        # A run that fails before writing anything leaves no empty --out behind (a later run
+        # may then use the name); what it wrote, or another run's files, stay.
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def has_truth(args) -> bool:
@@ -737,7 +812,7 @@ def run_station_evaluation(args, out: Path, clock: Stopwatch) -> pd.DataFrame:
     clock.lap("model")
     grid = None
     if args.forecast:
-        grid = evaluation.normalise_grid(_open_zarr(args.forecast, "forecast", args.storage_options))
+        grid = _normalised(_open_zarr(args.forecast, "forecast", args.storage_options), f"forecast {args.forecast}")
     name = args.name or ("earthgraph" if run is not None else sources.stem(args.forecast or "forecast"))
     clim_period = run.clim_period if run is not None else args.climatology_period
     table, paths = verify_stations(args, out, name, grid, run, clim_period, grid)
@@ -770,6 +845,13 @@ def run_evaluation(args, out: Path, clock: Stopwatch, client=None) -> pd.DataFra
     forecasts = {inp.name: inp.forecast, **also, **reference_forecasts(args, inp)}
     clock.lap("baselines")
     results = score(args, inp, forecasts, client)
+    left_out = value_notes(results, args.no_skipna)
+    # A climatology computed from the truth leaves its NaN and infinite values out of its averages.
+    averaged = {} if args.climatology else {
+        v: {"truth_missing": int(inp.climatology[v].attrs["missing_values"])} for v in inp.variables
+        if inp.climatology[v].attrs.get("missing_values", 0)}
+    if averaged:
+        left_out["truth_in_climatology_period"] = averaged
     paths = evaluation.write_results(results, out)
     table = evaluation.results_table(results)
     clock.lap("scores")
@@ -808,7 +890,8 @@ def run_evaluation(args, out: Path, clock: Stopwatch, client=None) -> pd.DataFra
     headline = inp.context["headline"] or inp.variables
     summary = {"forecast": inp.name,
                f"beats_{args.reference}": scorecard.beats(table, inp.name, args.reference, headline),
-               "out": str(out), "outputs": sorted(str(p) for p in [*paths.values(), *pictures, *station_paths])}
+               "out": str(out), "outputs": sorted(str(p) for p in [*paths.values(), *pictures, *station_paths]),
+               "left_out": left_out}
     if args.wandb_dir:
         summary["wandb_run"] = log_to_wandb(args, table, obs_stats, pictures, summary)
     clock.lap("report")

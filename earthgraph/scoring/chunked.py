@@ -132,9 +132,11 @@ def _chunk_terms(group: list[str], forecasts: dict[str, xr.Dataset | Baseline], 
     out = {}
     for name, fc in forecasts.items():
         if isinstance(fc, str):  # a baseline, made for this chunk (checked by _check_baselines)
-            fc = baselines.persistence(truth, init, leads, setup.truth_source) if fc == "persistence" else clim_valid
+            # persisted from the truth as it is scored: an infinite truth is missing (evaluation.finite_truth)
+            fc = (baselines.persistence(evaluation.finite_truth(truth), init, leads, setup.truth_source)
+                  if fc == "persistence" else clim_valid)
         out[name] = evaluation.forecast_terms(fc, aligned, setup.regions, clim_valid, group,
-                                              setup.skip_missing_truth, setup.weights)
+                                              setup.skip_missing_truth, setup.weights, scored)
     return out
 
 

@@ -45,9 +45,10 @@ def _year_on_dayofyear(values: np.ndarray, dayofyear: np.ndarray, leap: bool) ->
 
 
 def _add_year(num: np.ndarray, den: np.ndarray, values: np.ndarray, times: pd.DatetimeIndex,
-              w: np.ndarray) -> None:
+              w: np.ndarray) -> int:
     """Add one year's values (n, ...) at ``times`` (one hour of the day, one year) to the
-    weighted sums ``num`` and ``den`` (366, ...), in place."""
+    weighted sums ``num`` and ``den`` (366, ...), in place; returns how many of the values
+    were left out (NaN or infinite)."""
     day = times.normalize()
     if len(np.unique(day)) != len(day):
         raise ValueError(f"climatology: several values on one day at one hour in {times[0].year}")
@@ -59,6 +60,7 @@ def _add_year(num: np.ndarray, den: np.ndarray, values: np.ndarray, times: pd.Da
     for k in range(len(w)):
         num += w[k] * filled[k:k + DAYS]
         den += w[k] * ok[k:k + DAYS]
+    return int(values.size - np.isfinite(values).sum())
 
 
 def _mean(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -78,24 +80,29 @@ def smoothed_dayofyear_mean(values: np.ndarray, times: pd.DatetimeIndex, window_
     return _mean(num, den)
 
 
-def _streamed_dayofyear_mean(da: xr.DataArray, times: pd.DatetimeIndex, hour: int, window_days: int) -> np.ndarray:
+def _streamed_dayofyear_mean(da: xr.DataArray, times: pd.DatetimeIndex, hour: int,
+                             window_days: int) -> tuple[np.ndarray, int]:
     """:func:`smoothed_dayofyear_mean` of ``da`` (time first, in memory or lazily opened)
-    at one ``hour``, reading one year at a time: the same sums in the same order."""
+    at one ``hour``, reading one year at a time: the same sums in the same order; and how
+    many values were left out (NaN or infinite)."""
     w = window_weights(window_days)
     num = np.zeros((DAYS,) + da.shape[1:])
     den = np.zeros_like(num)
     at_hour = times.hour == hour
+    missing = 0
     for year in np.unique(times.year):
         sel = np.flatnonzero(at_hour & (times.year == year))
         if len(sel):
-            _add_year(num, den, np.asarray(da.isel(time=sel).values, dtype=np.float64), times[sel], w)
-    return _mean(num, den)
+            missing += _add_year(num, den, np.asarray(da.isel(time=sel).values, dtype=np.float64), times[sel], w)
+    return _mean(num, den), missing
 
 
 def hourly_dayofyear_climatology(truth: xr.Dataset, period: tuple[str, str], window_days: int = 61,
                                  read_whole_bytes: int = READ_WHOLE_BYTES) -> xr.Dataset:
     """WB2 climatology of every time-dependent variable of ``truth`` over ``period``
-    (inclusive bounds, as ``sel(time=slice(...))``): dims (hour, dayofyear, ...), float32.
+    (inclusive bounds, as ``sel(time=slice(...))``): dims (hour, dayofyear, ...), float32;
+    each variable's ``missing_values`` attribute counts the truth's values left out (NaN or
+    infinite).
 
     The truth may be opened lazily (dask): it is read one variable, hour of the day and
     year at a time, so the memory needed is, with ``P`` the points (levels x grid) of
@@ -115,8 +122,11 @@ def hourly_dayofyear_climatology(truth: xr.Dataset, period: tuple[str, str], win
         da = da.transpose("time", ...)
         if da.nbytes <= read_whole_bytes:  # one read instead of one per hour and year (same values)
             da = da.load()
-        per_hour = [_streamed_dayofyear_mean(da, times, h, window_days).astype(np.float32) for h in hours]
-        out[name] = (("hour", "dayofyear") + da.dims[1:], np.stack(per_hour), da.attrs)
+        per_hour = [_streamed_dayofyear_mean(da, times, h, window_days) for h in hours]
+        # How many of the truth's values were left out (NaN, infinite): said, never silent.
+        attrs = {**da.attrs, "missing_values": sum(n for _, n in per_hour)}
+        out[name] = (("hour", "dayofyear") + da.dims[1:], np.stack([m.astype(np.float32) for m, _ in per_hour]),
+                     attrs)
     coords = {"hour": hours, "dayofyear": np.arange(1, DAYS + 1)}
     coords.update({c: sub[c] for c in sub.coords if c != "time" and "time" not in sub[c].dims})
     ds = xr.Dataset(out, coords=coords)
@@ -151,3 +161,15 @@ def check_hours(climatology: xr.Dataset, valid_times: np.ndarray, source: str = 
     if missing:
         raise ValueError(f"{source}: no hour(s) {missing} of the valid times in the climatology "
                          f"(hours {climatology.hour.values.tolist()})")
+
+
+def check_days(climatology: xr.Dataset, valid_times: np.ndarray, source: str = "climatology") -> None:
+    """Raise a ValueError naming ``source`` unless the climatology holds the day of the year
+    of every one of ``valid_times`` (datetime64, any shape)."""
+    if "dayofyear" not in climatology.dims:
+        raise ValueError(f"{source}: a climatology needs a 'dayofyear' dim; it has {tuple(climatology.dims)}")
+    days = np.unique(pd.DatetimeIndex(np.asarray(valid_times).ravel()).dayofyear)
+    missing = sorted(set(days.tolist()) - set(np.asarray(climatology.dayofyear.values).tolist()))
+    if missing:
+        raise ValueError(f"{source}: no dayofyear {missing[:5]}{' ...' if len(missing) > 5 else ''} of the valid "
+                         f"times in the climatology ({climatology.sizes['dayofyear']} days)")

@@ -15,7 +15,8 @@ means, roots and ratios. :func:`score_forecast` does both in memory;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,7 @@ import xarray as xr
 from earthgraph.scoring import ensemble, metrics
 from earthgraph.scoring.areas import spatial_dims
 from earthgraph.scoring.regions import Region
+from earthgraph.scoring.sources import value_label
 
 # (u, v, name) pairs scored as one vector, as WB2's evaluate.py does.
 WIND_VECTORS = (("u_component_of_wind", "v_component_of_wind", "wind_vector"),
@@ -41,27 +43,135 @@ def check_forecast_layout(forecast: xr.Dataset, source: str) -> None:
     if not np.issubdtype(forecast.prediction_timedelta.dtype, np.timedelta64):
         raise ValueError(f"{source}: prediction_timedelta must be timedelta64, got "
                          f"{forecast.prediction_timedelta.dtype}")
+    _spatial_dims(forecast, source)
+
+
+def normalise_grid(ds: xr.Dataset, source: str = "data") -> xr.Dataset:
+    """``ds`` after :func:`check_coordinates` (``source`` names it in errors), with
+    longitudes in [0, 360), latitude and longitude ascending (lat-lon grids; HEALPix as
+    is), and ``time`` and ``prediction_timedelta`` ascending: data in any order gives the
+    scores of the same data in order, never values moved to other places or times."""
+    check_coordinates(ds, source)
+    order = [d for d in ("time", "prediction_timedelta") if d in ds.indexes]
+    if _spatial_dims(ds, source) == ("latitude", "longitude"):
+        ds = ds.assign_coords(longitude=ds.longitude % 360.0)
+        order += ["latitude", "longitude"]
+    if all((np.diff(ds[c].values) > 0).all() for c in order):
+        return ds  # already in order: no reindexing of lazily opened (dask) data
+    return ds.sortby(order)
+
+
+# A time reference after "since" that xarray decodes exactly: a date, a time, and UTC or
+# an offset from it; a zone name (CET, EST, Europe/Paris) it ignores, reading local times as UTC.
+_REFERENCE = re.compile(r"\s*-?\d{1,4}-\d{1,2}-\d{1,2}([ T]\d{1,2}(:\d{1,2}(:\d{1,2}(\.\d+)?)?)?)?"
+                        r"\s*(Z|UTC|GMT|[+-]\d{1,2}(:?\d{2})?)?\s*", re.IGNORECASE)
+# Coordinates that index what is scored: a repeated value would be scored twice or read
+# at another row's place.
+_UNIQUE = ("time", "prediction_timedelta", "level", "hour", "dayofyear")
+# The axes scoring indexes by value: each needs its coordinate and at least one value.
+_AXES = ("time", "prediction_timedelta", "latitude", "longitude", "level", "hour", "dayofyear")
+
+
+def _first_repeat(values: np.ndarray):
+    """The first value of ``values`` that occurs more than once, or None."""
+    uniq, counts = np.unique(values, return_counts=True)
+    return uniq[counts > 1][0] if (counts > 1).any() else None
+
+
+def _check_numeric(coord: xr.DataArray, name: str, source: str) -> np.ndarray:
+    """``coord``'s values as float64 after checking they are real, finite numbers."""
+    values = np.asarray(coord.values)
+    if values.dtype.kind not in "iuf":
+        raise ValueError(f"{source}: coordinate {name!r} must hold numbers, it holds {values.dtype} "
+                         f"(e.g. {values.ravel()[:1].tolist()})")
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{source}: coordinate {name!r} holds {int(bad.sum())} non-finite value(s) "
+                         f"({values[bad][0]}) at index {int(np.flatnonzero(bad.ravel())[0])}")
+    return values
+
+
+def _check_times(coord: xr.DataArray, name: str, source: str, kind: str) -> None:
+    """Raise unless ``coord`` holds datetimes (``kind`` 'M') or timedeltas ('m'), none NaT,
+    and a datetime's stored units name no time zone that decoding would ignore."""
+    values = np.asarray(coord.values)
+    if values.dtype.kind != kind:
+        want = "datetimes" if kind == "M" else "timedeltas"
+        example = values.ravel()[:1].tolist()
+        calendar = coord.encoding.get("calendar") or coord.attrs.get("calendar")
+        raise ValueError(f"{source}: coordinate {name!r} must hold {want}, it holds {values.dtype} (e.g. {example}"
+                         f"{f', calendar {calendar!r}' if calendar else ''}); store CF-encoded {want} "
+                         "(units 'hours since 2020-01-01', the standard calendar)")
+    missing = np.isnat(values)
+    if missing.any():
+        raise ValueError(f"{source}: coordinate {name!r} holds {int(missing.sum())} missing value(s) (NaT), first "
+                         f"at index {int(np.flatnonzero(missing.ravel())[0])}")
+    units = coord.encoding.get("units")
+    if kind == "M" and isinstance(units, str) and " since " in units:
+        if not _REFERENCE.fullmatch(units.split(" since ", 1)[1]):
+            raise ValueError(f"{source}: coordinate {name!r} has units {units!r}: its reference time has a time zone "
+                             "name or text that decoding ignores (the times would be read as UTC); give a UTC "
+                             "offset (+05:00) or UTC")
+
+
+def check_coordinates(ds: xr.Dataset, source: str) -> None:
+    """Raise a ValueError naming ``source``, the coordinate and an offending value unless
+    the coordinates scoring reads are usable: latitude and longitude finite numbers,
+    latitudes within [-90, 90] and, on a lat-lon grid, no point twice (longitudes compared
+    modulo 360); ``time`` datetimes and ``prediction_timedelta`` timedeltas, none NaT;
+    ``level``, ``hour`` (0..23) and ``dayofyear`` (1..366) numbers; none of
+    ``time``, ``prediction_timedelta``, ``level``, ``hour``, ``dayofyear`` repeating a
+    value (a duplicated row); and each of these axes, when a dim, with its coordinate and
+    not empty."""
+    for name in _AXES:
+        if name in ds.dims and name not in ds.coords:  # its array is missing: positions, not values
+            raise ValueError(f"{source}: dim {name!r} has no coordinate values (its array is missing)")
+        if name in ds.dims and ds.sizes[name] == 0:
+            raise ValueError(f"{source}: its {name} axis is empty")
+    latlon = "latitude" in ds.dims and "longitude" in ds.dims
+    for name in ("latitude", "longitude"):
+        if name not in ds.coords:
+            continue
+        values = _check_numeric(ds[name], name, source)
+        if name == "latitude" and (np.abs(values) > 90).any():
+            i = int(np.flatnonzero(np.abs(values.ravel()) > 90)[0])
+            raise ValueError(f"{source}: latitude {values.ravel()[i]:g} at index {i} is outside [-90, 90] degrees")
+        if latlon:
+            repeat = _first_repeat(values % 360.0 if name == "longitude" else values)
+            if repeat is not None:
+                raise ValueError(f"{source}: {name} {repeat:g} occurs more than once"
+                                 f"{' (longitudes modulo 360)' if name == 'longitude' else ''}")
+    if "time" in ds.coords:
+        _check_times(ds["time"], "time", source, "M")
+    if "prediction_timedelta" in ds.coords:
+        _check_times(ds["prediction_timedelta"], "prediction_timedelta", source, "m")
+    for name, low, high in (("level", -np.inf, np.inf), ("hour", 0, 23), ("dayofyear", 1, 366)):
+        if name in ds.coords:
+            values = _check_numeric(ds[name], name, source)
+            off = (values < low) | (values > high) | ((values != np.round(values)) & (name != "level"))
+            if off.any():
+                raise ValueError(f"{source}: {name} {values[off][0]:g} is not a whole number in {low} .. {high}")
+    for name in _UNIQUE:
+        if name in ds.dims and name in ds.coords:
+            repeat = _first_repeat(np.asarray(ds[name].values))
+            if repeat is not None:
+                raise ValueError(f"{source}: {name} {value_label(repeat)} occurs more than once (a repeated row)")
+
+
+def _spatial_dims(ds: xr.Dataset, source: str) -> tuple[str, ...]:
+    """:func:`~earthgraph.scoring.areas.spatial_dims`, its error naming ``source``."""
     try:
-        spatial_dims(forecast)
+        return spatial_dims(ds)
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
-
-
-def normalise_grid(ds: xr.Dataset) -> xr.Dataset:
-    """Longitudes in [0, 360) and both axes ascending (lat-lon grids; HEALPix as is)."""
-    if spatial_dims(ds) != ("latitude", "longitude"):
-        return ds
-    ds = ds.assign_coords(longitude=ds.longitude % 360.0)
-    if all((np.diff(ds[c].values) > 0).all() for c in ("latitude", "longitude")):
-        return ds  # already in order: no reindexing of lazily opened (dask) data
-    return ds.sortby(["latitude", "longitude"])
 
 
 def on_truth_grid(data: xr.Dataset, truth: xr.Dataset, source: str, truth_source: str) -> xr.Dataset:
     """``data`` (a forecast or climatology, grid normalised) with the truth's exact
     coordinates, after checking that it is on the truth's grid (to 1e-6 degrees;
     WB2 scores on one grid: regrid first)."""
-    fdims, tdims = spatial_dims(data), spatial_dims(truth)
+    fdims, tdims = _spatial_dims(data, source), _spatial_dims(truth, truth_source)
     if fdims != tdims:
         raise ValueError(f"{source}: spatial dims {fdims} differ from {truth_source}'s {tdims}")
     for c in ("latitude", "longitude"):
@@ -77,11 +187,20 @@ def on_truth_grid(data: xr.Dataset, truth: xr.Dataset, source: str, truth_source
     return data.assign_coords({c: truth[c] for c in ("latitude", "longitude") if truth[c].dims == data[c].dims})
 
 
+def check_numbers(ds: xr.Dataset, variables: list[str], source: str) -> None:
+    """Raise a ValueError naming ``source`` and the variable unless each of ``variables``
+    holds real numbers (strings, times, booleans and complex numbers have no error to square)."""
+    for v in variables:
+        if ds[v].dtype.kind not in "iuf":
+            raise ValueError(f"{source}: variable {v!r} must hold real numbers, it holds {ds[v].dtype}")
+
+
 def scored_variables(forecast: xr.Dataset, truth: xr.Dataset, source: str, truth_source: str,
                      variables: list[str] | None = None) -> list[str]:
     """The variables to score: ``variables``, or every time-dependent variable both have.
 
-    Unknown names and differing ``units`` attributes raise, naming the file."""
+    Unknown names, values that are not real numbers and differing ``units`` attributes
+    raise, naming the file."""
     both = [v for v in forecast.data_vars if v in truth.data_vars and "time" in truth[v].dims]
     if variables is not None:
         for v in variables:
@@ -91,6 +210,8 @@ def scored_variables(forecast: xr.Dataset, truth: xr.Dataset, source: str, truth
         both = list(variables)
     if not both:
         raise ValueError(f"{source} and {truth_source} share no variable to score")
+    check_numbers(forecast, both, source)
+    check_numbers(truth, both, truth_source)
     for v in both:
         fu, tu = forecast[v].attrs.get("units"), truth[v].attrs.get("units")
         if fu is not None and tu is not None and fu != tu:
@@ -115,6 +236,7 @@ class RegionTerms:
     terms: list[dict[str, xr.DataArray]]
     regions: pd.Index | None
     attrs: dict
+    counts: dict[str, int] = field(default_factory=dict)  # value_counts: what was left out or not finite
 
 
 def _deterministic_terms(f: xr.DataArray, o: xr.DataArray, w: xr.DataArray,
@@ -218,7 +340,8 @@ def concat_terms(parts: list[RegionTerms]) -> RegionTerms:
     chunks = [_all_regions(p) for p in parts]
     terms = {k: xr.concat([c[k] for c in chunks], dim="time", coords="minimal", compat="override")
              for k in chunks[0]}
-    return RegionTerms(parts[0].kind, [terms], None, parts[0].attrs)
+    counts = {k: sum(p.counts.get(k, 0) for p in parts) for k in parts[0].counts}
+    return RegionTerms(parts[0].kind, [terms], None, parts[0].attrs, counts)
 
 
 def _fixed_mask(valid: xr.DataArray | None) -> xr.DataArray | None:
@@ -236,14 +359,56 @@ def _fixed_mask(valid: xr.DataArray | None) -> xr.DataArray | None:
                         coords={k: c for k, c in valid.coords.items() if c.dims and set(c.dims) <= set(dims)})
 
 
+COUNTS = ("truth_missing", "truth_infinite", "forecast_missing", "forecast_infinite", "climatology_missing",
+          "too_large")
+"""What :func:`value_counts` counts at the verified pairs (the attributes of each scored variable)."""
+
+
+def value_counts(f: xr.DataArray, o: xr.DataArray, clim: xr.DataArray | None,
+                 scored: xr.DataArray | None = None) -> dict[str, int]:
+    """How many values of one variable at the verified pairs (``scored``; None: all) are
+    left out of its scores or make them non-finite, so that no score becomes NaN or inf
+    without saying why (see :data:`COUNTS`):
+
+    truth_missing: NaN truth, left out (with ``skip_missing_truth``; else the score is NaN);
+    truth_infinite: +-inf truth, treated as missing (not a value a truth can have);
+    forecast_missing, forecast_infinite: NaN or +-inf forecast values (every member) where
+        the truth exists: its scores there are NaN or inf, so a forecast that blew up never
+        looks good;
+    climatology_missing: a non-finite climatology where the truth exists (acc NaN);
+    too_large: finite forecast, truth or climatology values where the truth exists so large
+        (beyond ``sqrt(max float64 / points per field)``, 1.3e154 / sqrt(points)) that their
+        squared area means may overflow to inf.
+
+    ``f``, ``o`` and ``clim`` are in memory, aligned, ``o`` not yet cleaned of infinities."""
+    npoints = int(np.prod([o.sizes[d] for d in spatial_dims(o)]))
+    large = np.sqrt(np.finfo(np.float64).max / max(npoints, 1))
+    verified = True if scored is None else scored.astype(bool)
+    present = np.isfinite(o)
+    return {"truth_missing": int((o.isnull() & verified).sum()), "truth_infinite": int(np.isinf(o).sum()),
+            "forecast_missing": int((f.isnull() & present).sum()),
+            "forecast_infinite": int((np.isinf(f) & present).sum()),
+            "climatology_missing": 0 if clim is None else int((~np.isfinite(clim) & present).sum()),
+            "too_large": sum(int(((abs(x) > large) & np.isfinite(x) & present).sum())
+                             for x in (f, o, clim) if x is not None)}
+
+
+def finite_truth(truth: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """The truth with +-inf as missing (NaN): an infinite truth is damaged data, left out
+    as a NaN truth is (:func:`value_counts` counts them)."""
+    return truth.where(~np.isinf(truth))
+
+
 def forecast_terms(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, Region] | list[str],
                    climatology: xr.Dataset | None = None, variables: list[str] | None = None,
-                   skip_missing_truth: bool = True, weights: list[xr.DataArray] | None = None
-                   ) -> dict[str, RegionTerms]:
+                   skip_missing_truth: bool = True, weights: list[xr.DataArray] | None = None,
+                   scored: xr.DataArray | None = None) -> dict[str, RegionTerms]:
     """The per-forecast terms (:class:`RegionTerms`) of every variable of ``forecast``
     against the truth aligned to it, and of each (u, v) wind pair among ``variables``;
     the arguments as :func:`score_forecast`'s. ``regions`` may be their names alone when
-    ``weights`` (:func:`region_weights`, same order) are given."""
+    ``weights`` (:func:`region_weights`, same order) are given. Each variable's terms carry
+    its :func:`value_counts` at the pairs of ``scored`` (None: every pair); an infinite
+    truth is treated as missing (:func:`finite_truth`)."""
     member = ensemble.ensemble_dim(forecast)
     names = variables or list(forecast.data_vars)
     weights = weights if weights is not None else region_weights(regions, truth)
@@ -251,8 +416,10 @@ def forecast_terms(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
     out = {}
     for var in names:
         f, o = forecast[var].astype(np.float64).load(), truth[var].astype(np.float64).load()
-        f_det = f.mean(member, skipna=False) if member else f
         clim = climatology[var].astype(np.float64).load() if climatology is not None and var in climatology else None
+        counts = value_counts(f, o, clim, scored)
+        o = finite_truth(o)
+        f_det = f.mean(member, skipna=False) if member else f
         valid = o.notnull() if skip_missing_truth else None
 
         def terms_of(w, f=f, f_det=f_det, o=o, clim=clim):
@@ -263,10 +430,11 @@ def forecast_terms(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
 
         attrs = {k: truth[var].attrs[k] for k in ("units", "sphere") if k in truth[var].attrs}
         out[var] = _region_terms(labels, weights, valid, terms_of, "ensemble" if member else "deterministic", attrs)
+        out[var].counts = counts
     for u, v, name in WIND_VECTORS:
         if u in names and v in names:
             fu, fv = forecast[u].astype(np.float64), forecast[v].astype(np.float64)
-            tu, tv = truth[u].astype(np.float64), truth[v].astype(np.float64)
+            tu, tv = finite_truth(truth[u].astype(np.float64)), finite_truth(truth[v].astype(np.float64))
             if member:
                 fu, fv = fu.mean(member, skipna=False), fv.mean(member, skipna=False)
             valid = (tu.notnull() & tv.notnull()) if skip_missing_truth else None
@@ -288,7 +456,7 @@ def finish_scores(terms: dict[str, RegionTerms], scored: xr.DataArray | None = N
         out[var] = _finish(rt, scored)
         # The metrics this variable has (a wind vector only mse and rmse): the dataset's shared
         # metric axis fills the others with NaN, which results_table leaves out.
-        out[var].attrs = {**rt.attrs, "metrics": [str(m) for m in out[var].metric.values]}
+        out[var].attrs = {**rt.attrs, "metrics": [str(m) for m in out[var].metric.values], **rt.counts}
     ds = xr.Dataset(out).rename(prediction_timedelta="lead_time")
     ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
     return ds.transpose("metric", "region", "lead_time", ...)
@@ -317,7 +485,7 @@ def score_forecast(forecast: xr.Dataset, truth: xr.Dataset, regions: dict[str, R
     Returns a dataset with, per variable, dims (metric, region, lead_time[, level]).
     Forecasts larger than memory: :func:`earthgraph.scoring.chunked.score_forecasts`.
     """
-    terms = forecast_terms(forecast, truth, regions, climatology, variables, skip_missing_truth)
+    terms = forecast_terms(forecast, truth, regions, climatology, variables, skip_missing_truth, scored=scored)
     return finish_scores(terms, scored)
 
 
