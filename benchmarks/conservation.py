@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 
-from earthgraph.forecaster import MeshGraph
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.processors.conservation import Budget, ConservativeTransport
 
 COMPONENTS = ("atmosphere", "snow", "soil", "ocean")

@@ -204,7 +204,7 @@ def bench_edge_layer(args, device: torch.device, results: dict) -> None:
 
 
 def bench_processor_layer(args, device: torch.device, results: dict) -> None:
-    from earthgraph.forecaster import MeshGraph
+    from earthgraph.graphs.mesh_graph import MeshGraph
     from earthgraph.processors.interaction import InteractionLayer
 
     mesh = MeshGraph("healpix", args.nside, multiscale_levels=args.multiscale_levels, cache_dir="default").to(device)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.forecaster import GraphDOPForecaster, MeshGraph
+from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.processors.conservation import Budget, ConservativeTransport, limit_outgoing, parse_budgets
 
 COMPONENTS = ("atmosphere", "snow", "soil", "ocean")

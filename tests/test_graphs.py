@@ -175,7 +175,7 @@ def test_icosahedral_locator_finds_the_nearest_node_everywhere(level):
 
 @pytest.mark.parametrize("kind,resolution", [("healpix", 16), ("icosahedral", 4)])
 def test_every_observation_reaches_its_own_cell_and_neighbours(kind, resolution, tmp_path):
-    from earthgraph.forecaster import MeshGraph
+    from earthgraph.graphs.mesh_graph import MeshGraph
 
     mesh = MeshGraph(kind, resolution, cache_dir=tmp_path)
     lat, lon = _random_points(20_000, 0)
@@ -197,7 +197,7 @@ def test_every_observation_reaches_its_own_cell_and_neighbours(kind, resolution,
 
 @pytest.mark.parametrize("kind,resolution,k", [("healpix", 8, 4), ("icosahedral", 3, 3)])
 def test_decoder_edges_are_the_k_nearest_nodes(kind, resolution, k, tmp_path):
-    from earthgraph.forecaster import MeshGraph
+    from earthgraph.graphs.mesh_graph import MeshGraph
 
     mesh = MeshGraph(kind, resolution, cache_dir=tmp_path)
     lat, lon = _random_points(5000, 1)
@@ -298,7 +298,7 @@ def test_spherical_polygons_split_by_any_grid_keep_their_area_including_a_pole()
 
 @pytest.mark.parametrize("kind,resolution", [("healpix", 8), ("healpix", 64), ("icosahedral", 3), ("icosahedral", 5)])
 def test_remapping_preserves_the_area_integral_both_ways_also_with_masks(kind, resolution, tmp_path):
-    from earthgraph.forecaster import MeshGraph
+    from earthgraph.graphs.mesh_graph import MeshGraph
 
     mesh = MeshGraph(kind, resolution, cache_dir=tmp_path)
     lat, lon = _grid(45, 90)

@@ -388,7 +388,7 @@ def test_gpu_segment_sum_matches_float64_and_repeats_bitwise(backend, dtype):
 
 @gpu
 def test_gpu_forecaster_step_repeats_bitwise_on_the_triton_backend():
-    from earthgraph.forecaster import MeshGraph
+    from earthgraph.graphs.mesh_graph import MeshGraph
     from earthgraph.processors import InteractionNetworkProcessor
 
     mesh = MeshGraph("healpix", 16, multiscale_levels=2, cache_dir=None).cuda()

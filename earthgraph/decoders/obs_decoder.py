@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.point_sets import PointGraph, decoder_graph, graphs_per_set
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
@@ -38,7 +39,7 @@ class ObservationDecoder(nn.Module):
             for name, (c, m) in type_dims.items()
         })
 
-    def graphs(self, targets: dict[str, ObsSet], mesh) -> dict[str, PointGraph]:
+    def graphs(self, targets: dict[str, ObsSet], mesh: MeshGraph) -> dict[str, PointGraph]:
         """Each predicted type's mesh -> point graph (``k`` edges per point, grouped by
         point), its points numbered from 0."""
         predicted = {name: t for name, t in targets.items() if name in self.heads and len(t)}
@@ -46,7 +47,7 @@ class ObservationDecoder(nn.Module):
         return graphs_per_set({name: t.lat for name, t in predicted.items()},
                               {name: t.lon for name, t in predicted.items()}, build, joined=self.batch_types)
 
-    def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh,
+    def forward(self, h: torch.Tensor, targets: dict[str, ObsSet], target_features: dict[str, torch.Tensor], mesh: MeshGraph,
                 graphs: dict[str, PointGraph] | None = None) -> dict[str, torch.Tensor]:
         """h (B, N, F); targets: type -> ObsSet (positions, time, meta, sample);
         target_features: type -> (n, point_feature_dim) features of each point: insolation

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.point_sets import PointGraph, encoder_graph, graphs_per_set
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
@@ -47,7 +48,7 @@ class ObservationEncoder(nn.Module):
         self.gate = nn.Parameter(torch.ones(len(self.types)))
         self.node = MLP(latent_dim + node_feature_dim + len(self.types), latent_dim, hidden)
 
-    def forward(self, obs: dict[str, ObsSet], mesh, node_features: torch.Tensor,
+    def forward(self, obs: dict[str, ObsSet], mesh: MeshGraph, node_features: torch.Tensor,
                 point_features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """obs: type -> ObsSet; node_features: (B, N, node_feature_dim); point_features:
         type -> (n, point_feature_dim), required when that is not 0. Returns (B, N, latent)."""
@@ -76,7 +77,7 @@ class ObservationEncoder(nn.Module):
         x = torch.cat([agg.view(b, n, d), node_features, torch.stack(counts, dim=-1).view(b, n, -1)], dim=-1)
         return self.node(x)
 
-    def graphs(self, obs: dict[str, ObsSet], mesh) -> dict[str, PointGraph]:
+    def graphs(self, obs: dict[str, ObsSet], mesh: MeshGraph) -> dict[str, PointGraph]:
         """Each type's observation -> mesh graph, its points numbered from 0."""
         build = functools.partial(encoder_graph, mesh=mesh, include_neighbours=self.neighbours)
         return graphs_per_set({name: o.lat for name, o in obs.items()}, {name: o.lon for name, o in obs.items()},

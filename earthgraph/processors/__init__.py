@@ -1,6 +1,6 @@
 from earthgraph.processors.interaction import InteractionNetworkProcessor
+from earthgraph.processors.registry import CustomProcessor, ProcessorChoice, build_processor
 from earthgraph.processors.transformer import GraphTransformerProcessor
 
-PROCESSORS = {"interaction": InteractionNetworkProcessor, "transformer": GraphTransformerProcessor}
-
-__all__ = ["GraphTransformerProcessor", "InteractionNetworkProcessor", "PROCESSORS"]
+__all__ = ["CustomProcessor", "GraphTransformerProcessor", "InteractionNetworkProcessor", "ProcessorChoice",
+           "build_processor"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.layers import MLP
 from earthgraph.processors.interaction import InteractionLayer
 
@@ -55,7 +56,7 @@ class GatedAnalysis(nn.Module):
         self.gate = nn.Linear(2 * latent_dim, latent_dim)
         self.amount_gate = nn.Linear(latent_dim, components) if components else None
 
-    def forward(self, background: torch.Tensor, observed: torch.Tensor, mesh) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, background: torch.Tensor, observed: torch.Tensor, mesh: MeshGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """background, observed: (B, N, F) -> (analysis (B, N, F), gate (B, N, F))."""
         c = self.candidate(torch.cat([background, observed], dim=-1))
         if self.spread:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.kernels import flux_scatter, gather, segment_sum
 from earthgraph.layers import MLP
 
@@ -122,7 +123,7 @@ class ConservativeTransport(nn.Module):
             start += len(b.components)
         return out
 
-    def rates(self, h: torch.Tensor, mesh) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def rates(self, h: torch.Tensor, mesh: MeshGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Upwind velocities in (-1, 1): (B, P, C) per undirected pair and (B, N, X) per exchange."""
         a, b = self._edge_views(h, mesh)
         # phi(i -> j) - phi(j -> i): swapping the ends flips the sign exactly.
@@ -130,14 +131,14 @@ class ConservativeTransport(nn.Module):
         x = torch.tanh(self.exchange(h)) if self.exchange is not None else None
         return v, x
 
-    def _edge_views(self, h: torch.Tensor, mesh) -> tuple[torch.Tensor, torch.Tensor]:
+    def _edge_views(self, h: torch.Tensor, mesh: MeshGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """phi seen from i towards j and from j towards i, (B, P, C) each."""
         hi, hj = gather(h, mesh.pair_i_segments, dim=1), gather(h, mesh.pair_j_segments, dim=1)
         e_fwd = mesh.pair_features.unsqueeze(0).expand(h.shape[0], -1, -1)
         e_rev = mesh.pair_features_reverse.unsqueeze(0).expand(h.shape[0], -1, -1)
         return self.flux(torch.cat([hi, hj, e_fwd], -1)), self.flux(torch.cat([hj, hi, e_rev], -1))
 
-    def plain_message_passing_step(self, h: torch.Tensor, m: torch.Tensor, mesh) -> torch.Tensor:
+    def plain_message_passing_step(self, h: torch.Tensor, m: torch.Tensor, mesh: MeshGraph) -> torch.Tensor:
         """The baseline the conservation tests and benchmark compare against: the same
         upwind transport written as ordinary message passing, where each node sums
         the messages it computes itself (``phi`` from its own side of each edge), so
@@ -150,7 +151,7 @@ class ConservativeTransport(nn.Module):
         seen_by_j = f * (torch.relu(-torch.tanh(b)) * mi - torch.relu(torch.tanh(b)) * mj)   # j's view of i -> j
         return m + segment_sum(seen_by_j, at_j, dim=1) - segment_sum(seen_by_i, at_i, dim=1)
 
-    def transport(self, m: torch.Tensor, v: torch.Tensor, x: torch.Tensor | None, mesh) -> torch.Tensor:
+    def transport(self, m: torch.Tensor, v: torch.Tensor, x: torch.Tensor | None, mesh: MeshGraph) -> torch.Tensor:
         """One limited, conservative step of the amounts ``m`` (B, N, C)."""
         at_i, at_j = mesh.pair_i_segments, mesh.pair_j_segments
         mi, mj = gather(m, at_i, dim=1), gather(m, at_j, dim=1)
@@ -174,7 +175,7 @@ class ConservativeTransport(nn.Module):
             delta = delta.index_add(2, self.exchange_to, swap).index_add(2, self.exchange_from, -swap)
         return m + delta
 
-    def forward(self, h: torch.Tensor, m: torch.Tensor, mesh) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, m: torch.Tensor, mesh: MeshGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance the amounts (B, N, C) by ``substeps`` transport steps driven by ``h``
         (B, N, F); returns (h informed of the new densities, new amounts).
 

@@ -12,6 +12,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.kernels import edge_layer, segment_sum
 from earthgraph.layers import MLP
 
@@ -32,7 +33,7 @@ class EdgeUpdate(nn.Module):
         self.receiver = nn.Linear(latent_dim, hidden, bias=False)
         self.out = nn.Sequential(nn.Linear(hidden, latent_dim), nn.LayerNorm(latent_dim))
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh: MeshGraph) -> torch.Tensor:
         """h (B, N, F) nodes, e (B, E, F) edges (a broadcast view is fine) -> (B, E, F)."""
         x = edge_layer(e, self.edge.weight, self.edge.bias, self.sender(h), mesh.sender_segments,
                        self.receiver(h), mesh.receiver_segments)
@@ -45,7 +46,7 @@ class InteractionLayer(nn.Module):
         self.edge_mlp = EdgeUpdate(latent_dim, hidden)
         self.node_mlp = MLP(2 * latent_dim, latent_dim, hidden)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh):
+    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh: MeshGraph):
         """h (B, N, F) nodes, e (B, E, F) edges -> updated (h, e); edges are summed into
         their receivers."""
         e_new = e + self.edge_mlp(h, e, mesh)
@@ -66,7 +67,7 @@ class InteractionNetworkProcessor(nn.Module):
         self.forcing = MLP(latent_dim + forcing_dim, latent_dim, hidden)
         self.layers = nn.ModuleList([InteractionLayer(latent_dim, hidden) for _ in range(layers)])
 
-    def forward(self, h: torch.Tensor, forcing: torch.Tensor, mesh) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, forcing: torch.Tensor, mesh: MeshGraph) -> torch.Tensor:
         """Advance (B, N, F) latents by one window, given (B, N, forcing_dim) forcings."""
         h = h + self.forcing(torch.cat([h, forcing], dim=-1))
         e = self.edge_embed(mesh.edge_features).unsqueeze(0).expand(h.shape[0], -1, -1)

@@ -14,6 +14,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.kernels import gather, segment_softmax, segment_sum
 from earthgraph.layers import MLP
 
@@ -32,7 +33,7 @@ class GraphTransformerLayer(nn.Module):
         self.mlp = MLP(latent_dim, latent_dim, hidden, layer_norm=False)
         self.mlp_norm = nn.LayerNorm(latent_dim)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, e: torch.Tensor, mesh: MeshGraph) -> torch.Tensor:
         """h (B, N, F); e (E, edge_dim) edge features of the mesh's edges. Returns (B, N, F)."""
         b, n, f = h.shape
         receivers = mesh.receiver_segments
@@ -59,7 +60,7 @@ class GraphTransformerProcessor(nn.Module):
         self.layers = nn.ModuleList([GraphTransformerLayer(latent_dim, hidden, heads, edge_feature_dim)
                                      for _ in range(layers)])
 
-    def forward(self, h: torch.Tensor, forcing: torch.Tensor, mesh) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, forcing: torch.Tensor, mesh: MeshGraph) -> torch.Tensor:
         h = h + self.forcing(torch.cat([h, forcing], dim=-1))
         for layer in self.layers:
             if self.checkpointing and torch.is_grad_enabled():
