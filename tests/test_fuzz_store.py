@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from earthgraph.data.obs_types import registered
-from earthgraph.data.store import ObservationStore, StoreError, StoreWriter
+from earthgraph.data.store import ObservationStore, StoreError
+from earthgraph.data.store_writer import StoreWriter
 
 T0 = 1583020800  # 2020-03-01T00:00Z
 

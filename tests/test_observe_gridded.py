@@ -21,7 +21,8 @@ from earthgraph.data.generate import observe_gridded
 from earthgraph.data.gridded import open_gridded, time_step_warning
 from earthgraph.data.observing import ObservingConfig, ObservingNetwork
 from earthgraph.data.sampler import TruthSampler
-from earthgraph.data.store import ObservationStore, StoreWriter
+from earthgraph.data.store import ObservationStore
+from earthgraph.data.store_writer import StoreWriter
 from test_gridded import era5_sample  # noqa: F401  (a module fixture, shared by import: conftest.py is not ours)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ import xarray as xr
 
 from earthgraph.data.obs_types import Channel, ObservationType, products_for
 from earthgraph.data.stations import StationListError, read_stations, station_list, wrap_longitude
-from earthgraph.data.store import ObservationStore, StoreWriter
+from earthgraph.data.store import ObservationStore
+from earthgraph.data.store_writer import StoreWriter
 from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
 from earthgraph.forecaster import GraphDOPForecaster
 from earthgraph.training.datamodule import ObservationDataModule

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from earthgraph.data import obs_types
-from earthgraph.data.store import ObservationStore, StoreError, StoreWriter
+from earthgraph.data.store import ObservationStore, StoreError
+from earthgraph.data.store_writer import StoreWriter
 
 
 def _columns(rng, n, t0, c=1, meta=()):

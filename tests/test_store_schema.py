@@ -18,7 +18,9 @@ import pytest
 import zarr
 
 from earthgraph.data.cli import main as data_cli
-from earthgraph.data.store import ObservationStore, StoreError, StoreWriter, upgrade_store
+from earthgraph.data.store import ObservationStore, StoreError
+from earthgraph.data.store_upgrade import upgrade_store
+from earthgraph.data.store_writer import StoreWriter
 from earthgraph.data.store_schema import SCHEMA_VERSION
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-schema-1"
@@ -105,7 +107,8 @@ def test_upgrade_to_another_folder_leaves_the_old_store(old_store, tmp_path):
 
 FULL_DISK_UPGRADE = textwrap.dedent("""
     import resource, sys
-    from earthgraph.data.store import upgrade_store, StoreError
+    from earthgraph.data.store import StoreError
+    from earthgraph.data.store_upgrade import upgrade_store
     resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # smaller than the store's largest chunk files
     try:
         upgrade_store(sys.argv[1])

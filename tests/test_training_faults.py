@@ -58,7 +58,7 @@ FULL_DISK = textwrap.dedent("""
     import numpy as np
     import torch
     from earthgraph.training.checkpoint_io import AtomicCheckpointIO
-    from earthgraph.data.store import StoreWriter
+    from earthgraph.data.store_writer import StoreWriter
     from earthgraph.data import obs_types
     what, path = sys.argv[1], Path(sys.argv[2])
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # files of 200 kB at most
@@ -103,7 +103,8 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_store_intact_with_a_name
 
 def _rewrite_with_other_synop_values(path: Path) -> None:
     """Rewrite the store at ``path`` in place (as ``ingest`` does): every type as it was, synop's values + 1 K."""
-    from earthgraph.data.store import ObservationStore, StoreWriter
+    from earthgraph.data.store import ObservationStore
+    from earthgraph.data.store_writer import StoreWriter
 
     store = ObservationStore(path)
     t0, t1 = store.time_range

@@ -21,7 +21,8 @@ from earthgraph.data.ingest import IngestError, TableSpec, ingest_tables
 from earthgraph.data.nature_run import NatureRunConfig
 from earthgraph.data.observing import ObservingConfig
 from earthgraph.data.statics import StaticsError, default_statics_dir, fetch_climt_statics
-from earthgraph.data.store import ObservationStore, StoreError, upgrade_store
+from earthgraph.data.store import ObservationStore, StoreError
+from earthgraph.data.store_upgrade import upgrade_store
 from earthgraph.data.store_schema import SCHEMA_VERSION
 
 

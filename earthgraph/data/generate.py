@@ -23,7 +23,7 @@ from earthgraph.data.nature_run import NatureRunConfig, run_nature
 from earthgraph.data.observing import ObservingConfig, ObservingNetwork
 from earthgraph.data.sampler import FIELD_DIMS
 from earthgraph.data.statics import store_statics
-from earthgraph.data.store import StoreWriter
+from earthgraph.data.store_writer import StoreWriter
 from earthgraph.progress import progress
 
 CHUNK_SECONDS = 86400

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import uuid
 import warnings
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import xarray as xr
 
 from earthgraph.data.nature_run import VARIABLES
+from earthgraph.data.netcdf_classic import check_not_truncated
 from earthgraph.data.units import UnitsError, convert_units
 
 # ERA5 short name or WB2 long name -> earthgraph name (units from nature_run.VARIABLES).
@@ -103,78 +103,16 @@ def _open(path: str | os.PathLike) -> xr.Dataset:
     return ds
 
 
-# Classic netCDF (CDF-1, CDF-2, CDF-5): bytes per value of each nc_type.
-_NC_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 4, 11: 8, 12: 8}
-_NC_STREAMING = (2**32 - 1, 2**64 - 1)  # numrecs of a file still being written
-
-
-def _classic_netcdf_extents(f) -> list[tuple[str, int]] | None:
-    """(variable, byte where its data ends) of each variable of a classic netCDF file, from its
-    header (the format's specification, section "The Header"); None for any other file."""
-    magic = f.read(4)
-    if len(magic) < 4 or magic[:3] != b"CDF" or magic[3] not in (1, 2, 5):
-        return None
-    count, offset = (">Q", ">Q") if magic[3] == 5 else (">I", ">I" if magic[3] == 1 else ">Q")
-
-    def read(fmt: str) -> int:
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-
-    def name() -> str:
-        n = read(count)
-        return f.read(n + (-n % 4))[:n].decode("utf-8", "replace")
-
-    def skip_attributes() -> None:
-        read(">I")  # NC_ATTRIBUTE, or ZERO when absent
-        for _ in range(read(count)):
-            name()
-            size = _NC_TYPE_BYTES[read(">I")] * read(count)
-            f.seek(size + (-size % 4), 1)
-
-    numrecs = read(count)
-    read(">I")  # NC_DIMENSION, or ZERO when absent
-    dims = []
-    for _ in range(read(count)):
-        name()
-        dims.append(read(count))
-    skip_attributes()
-    read(">I")  # NC_VARIABLE, or ZERO when absent
-    variables = []
-    for _ in range(read(count)):
-        var = name()
-        ids = [read(count) for _ in range(read(count))]
-        skip_attributes()
-        nbytes = _NC_TYPE_BYTES[read(">I")]
-        read(count)  # vsize: computed below instead (it saturates for variables over 4 GiB)
-        begin = read(offset)
-        record = bool(ids) and dims[ids[0]] == 0
-        variables.append((var, begin, nbytes * math.prod(dims[i] for i in ids[record:]), record))
-    records = [size for _, _, size, record in variables if record]
-    # A record holds each record variable's slab padded to 4 bytes, except when there is only one.
-    recsize = records[0] if len(records) == 1 else sum(size + (-size % 4) for size in records)
-    ends = []
-    for var, begin, size, record in variables:
-        if not record:
-            ends.append((var, begin + size))
-        elif numrecs not in _NC_STREAMING and numrecs > 0:
-            ends.append((var, begin + (numrecs - 1) * recsize + size))
-    return ends
-
-
 def _check_classic_length(path: str) -> None:
     """GriddedError when a classic netCDF file ends before its data does. The netCDF library
     reads the missing bytes as zeros or fill values, so a truncated download would otherwise
     pass as data (HDF5-based netCDF-4 and zarr detect truncation themselves)."""
     try:
-        with open(path, "rb") as f:
-            extents = _classic_netcdf_extents(f)
-            size = f.seek(0, os.SEEK_END)
-    except (OSError, OverflowError, struct.error, KeyError, IndexError):
+        check_not_truncated(path)
+    except EOFError as e:
+        raise GriddedError(f"{path}: {e} (an interrupted download or copy?)") from None
+    except (OSError, IndexError):
         return  # a header the netCDF library read but this parser cannot: the library's word stands
-    cut = [(var, end) for var, end in extents or [] if end > size]
-    if cut:
-        var, end = cut[0]
-        raise GriddedError(f"{path}: truncated: the file has {size} bytes, but its header puts the data of "
-                           f"variable {var!r} up to byte {end} (an interrupted download or copy?)")
 
 
 _CF_UNITS = {"latitude": ("degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"),

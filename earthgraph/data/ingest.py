@@ -20,7 +20,7 @@ there, a metadata name the type does not declare, a variable with extra
 dimensions, units that cannot be converted, numeric times without units or
 identifiers that need text codes where the store holds that field as numbers
 raise :class:`IngestError` naming the file, the field and the value. Writing
-goes through :class:`~earthgraph.data.store.StoreWriter`, so an existing store
+goes through :class:`~earthgraph.data.store_writer.StoreWriter`, so an existing store
 is either replaced whole by the merged result or left exactly as it was.
 """
 
@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 
 from earthgraph.data import obs_types
+from earthgraph.data.identifiers import MAX_CODES, as_text, encode_text, is_text
 from earthgraph.data.obs_types import ObservationType, is_identifier
 from earthgraph.data.point_tables import IngestError, TableSpec, read_table, table_times
-from earthgraph.data.store import ObservationStore, StoreWriter
+from earthgraph.data.store import ObservationStore
+from earthgraph.data.store_writer import StoreWriter
 from earthgraph.data.units import UnitsError, convert_units
 from earthgraph.progress import progress
 
@@ -45,8 +47,6 @@ __all__ = ["REJECT_REASONS", "IngestError", "IngestReport", "TableSpec", "ingest
 
 REJECT_REASONS = ("unparseable_time", "bad_latitude", "bad_longitude", "missing_value", "out_of_range", "duplicate",
                   "already_stored")
-F32_EXACT = 1 << 24  # float32 holds every integer up to 2**24 exactly, and not 2**24 + 1
-MAX_CODES = F32_EXACT  # text identifiers are stored as float32 codes
 # Text that pandas' CSV reader reads as missing: the same text in a parquet or netCDF
 # column is missing too, not a wrong-typed value.
 MISSING_TEXT = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
@@ -151,46 +151,6 @@ def _normal_longitude(lon: np.ndarray) -> np.ndarray:
     return np.where(lon >= 180.0, lon - 360.0, np.where(lon < -180.0, lon + 360.0, lon))
 
 
-def _is_text(column: np.ndarray) -> bool:
-    """Whether an identifier column must be kept as text: anything but integers that float32
-    holds exactly ("EGLL"; "06260", whose leading zero a number would lose; 16777217, which
-    float32 would store as 16777216)."""
-    if column.dtype.kind in "biuf":
-        numbers = column.astype(np.float64)
-        numbers = numbers[np.isfinite(numbers)]
-    else:
-        present = _as_text(column).dropna()
-        if not present.str.fullmatch(r"-?(0|[1-9][0-9]*)").all():
-            return True
-        numbers = present.astype(np.float64).to_numpy()  # magnitudes only: rounding does not matter
-    return not (np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) <= F32_EXACT))
-
-
-def _as_text(column: np.ndarray) -> pd.Series:
-    """A metadata column as text, missing entries None; whole numbers without a trailing '.0'."""
-    s = pd.Series(column)
-    if s.dtype.kind == "f":
-        s = s.map(lambda v: None if not np.isfinite(v) else (str(int(v)) if float(v).is_integer() else str(v)))
-    s = s.map(lambda v: v.decode() if isinstance(v, bytes) else v)
-    return s.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-                 else str(v).strip())
-
-
-def encode_text(column: np.ndarray, known: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Text identifiers as float32 codes: ``(codes (n,), texts)``, where ``texts`` extends
-    ``known`` (the store's codes, kept as they are) by the new identifiers in order of first
-    appearance; missing entries get NaN."""
-    texts = list(known)
-    index = {t: i for i, t in enumerate(texts)}
-    strings = _as_text(column)
-    for t in strings.dropna().unique():
-        if t not in index:
-            index[t] = len(texts)
-            texts.append(t)
-    codes = strings.map(index).to_numpy(dtype=np.float64, na_value=np.nan)
-    return codes.astype(np.float32), texts
-
-
 def _metadata(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file: str,
               codes: dict[str, list[str]], numeric: set[str]) -> dict[str, np.ndarray]:
     """One float32 column per metadata field of the type; text identifiers become codes
@@ -215,9 +175,9 @@ def _metadata(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file
                                   f"column holds text such as {_plain(text.iloc[0])!r}; text is kept only for "
                                   "identifiers (metadata named *_id)")
             out[m] = numbers.to_numpy(np.float32)
-        elif m in codes or _is_text(col):
+        elif m in codes or is_text(col):
             if m in numeric:
-                example = next(t for t in _as_text(col).dropna() if _is_text(np.array([t], dtype=object)))
+                example = next(t for t in as_text(col).dropna() if is_text(np.array([t], dtype=object)))
                 raise IngestError(f"{file}, column {src!r}: identifiers such as {example!r} are stored as text "
                                   f"codes, but the store holds {m!r} of type {obs_type.name!r} as numbers, which "
                                   "codes cannot join; ingest this file into a new store")
@@ -241,6 +201,22 @@ def _stored_keys(stored: dict[str, np.ndarray] | None) -> pd.MultiIndex | None:
     if stored is None or not len(stored["time"]):
         return None
     return pd.MultiIndex.from_arrays([stored["time"], stored["lat"], stored["lon"]])
+
+
+def _reject_repeats(rows: _Rejections, seconds: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                    stored: dict[str, np.ndarray] | None) -> None:
+    """Reject the rows at the time and place of an earlier row (``duplicate``) or of a stored one
+    (``already_stored``). Run last, among the rows every other check let through."""
+    alive = np.flatnonzero(rows.alive)
+    keys = pd.MultiIndex.from_arrays([seconds[alive], lat[alive], lon[alive]])
+    repeated = np.zeros(len(rows.alive), bool)
+    repeated[alive[keys.duplicated(keep="first")]] = True
+    rows.reject(repeated, "duplicate")
+    stored_keys = _stored_keys(stored)
+    if stored_keys is not None:
+        again = np.zeros(len(rows.alive), bool)
+        again[alive[keys.isin(stored_keys)]] = True
+        rows.reject(again, "already_stored")
 
 
 def table_to_columns(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpec, file: str,
@@ -280,17 +256,7 @@ def table_to_columns(df: pd.DataFrame, obs_type: ObservationType, spec: TableSpe
                 if outside.any() else None)
     meta = _metadata(df, obs_type, spec, file, codes, _numeric_identifiers(obs_type, codes, stored))
 
-    # Duplicates last, among the rows every other check let through.
-    alive = np.flatnonzero(rows.alive)
-    keys = pd.MultiIndex.from_arrays([seconds[alive], lat[alive], lon[alive]])
-    repeated = np.zeros(n, bool)
-    repeated[alive[keys.duplicated(keep="first")]] = True
-    rows.reject(repeated, "duplicate")
-    stored_keys = _stored_keys(stored)
-    if stored_keys is not None:
-        again = np.zeros(n, bool)
-        again[alive[keys.isin(stored_keys)]] = True
-        rows.reject(again, "already_stored")
+    _reject_repeats(rows, seconds, lat, lon, stored)
 
     keep = rows.alive
     order = np.argsort(seconds[keep], kind="stable")

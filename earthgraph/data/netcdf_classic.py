@@ -45,8 +45,11 @@ class _Header:
     def skip(self, size: int) -> None:
         self.pos += size + (-size) % 4
 
-    def name(self) -> None:
-        self.skip(self.count())
+    def name(self) -> str:
+        n = self.count()
+        text = self.data[self.pos:self.pos + n].decode("utf-8", "replace")
+        self.skip(n)
+        return text
 
     def attributes(self) -> None:
         tag, n = self._int(4), self.count()
@@ -62,15 +65,27 @@ def classic_version(path: str | os.PathLike) -> int | None:
         return MAGICS.get(f.read(4))
 
 
-def expected_size(path: str | os.PathLike) -> int | None:
-    """The bytes a classic netCDF file needs for all its data, or None when it is not one (or
-    is being streamed). Raises EOFError when even the header is cut short."""
+def data_extents(path: str | os.PathLike) -> list[tuple[str, int]] | None:
+    """(variable, byte where its data ends) of each variable of a classic netCDF file, from its
+    header; None when it is not one. A file being streamed (numrecs unknown) has no end for
+    its record variables. Raises EOFError when even the header is cut short."""
     version = classic_version(path)
     if version is None:
         return None
-    with open(path, "rb") as f:
-        data = f.read(1 << 20)  # headers are small; 1 MiB holds thousands of variables
-    h = _Header(data, version)
+    size = 1 << 20  # headers are small: 1 MiB holds thousands of variables
+    while True:
+        with open(path, "rb") as f:
+            data = f.read(size)
+        try:
+            return _extents(_Header(data, version))
+        except EOFError:
+            if len(data) < size:  # the whole file was read: its header is cut short
+                raise
+            size *= 8
+
+
+def _extents(h: _Header) -> list[tuple[str, int]]:
+    """:func:`data_extents` from a header's bytes."""
     numrecs = h.count()
     tag, n_dims = h._int(4), h.count()
     lengths = []
@@ -79,32 +94,34 @@ def expected_size(path: str | os.PathLike) -> int | None:
         lengths.append(h.count())
     h.attributes()
     tag, n_vars = h._int(4), h.count()
-    end, records, record_size = 0, [], 0
+    fixed, records = [], []
     for _ in range(n_vars if tag else 0):
-        h.name()
+        name = h.name()
         dims = [h.count() for _ in range(h.count())]
         h.attributes()
-        nc_type, vsize, begin = h._int(4), h.count(), h.offset()
+        nc_type = h._int(4)
+        h.count()  # vsize: computed below instead (it saturates for variables over 4 GiB)
+        begin = h.offset()
         record = bool(dims) and lengths[dims[0]] == 0  # a record variable: one slab per record
         n = _TYPE_BYTES.get(nc_type, 1)
         for d in dims[1:] if record else dims:
             n *= lengths[d]
-        if record:
-            records.append((begin, n))
-            record_size += vsize
-        else:
-            end = max(end, begin + n)
+        (records if record else fixed).append((name, begin, n))
+    ends = [(name, begin + n) for name, begin, n in fixed]
     if records and numrecs not in _STREAMING and numrecs > 0:
-        if len(records) == 1:  # the spec's special case: a lone record variable's slabs are not padded
-            record_size = records[0][1]
-        end = max(end, max(begin + (numrecs - 1) * record_size + n for begin, n in records))
-    return end
+        # A record holds each record variable's slab padded to 4 bytes, except when there is only one.
+        record_size = records[0][2] if len(records) == 1 else sum(n + (-n) % 4 for _, _, n in records)
+        ends += [(name, begin + (numrecs - 1) * record_size + n) for name, begin, n in records]
+    return ends
 
 
 def check_not_truncated(path: str | os.PathLike) -> None:
-    """Raise EOFError naming the sizes when a classic netCDF file is shorter than its header says."""
-    need = expected_size(path)
+    """Raise EOFError naming the sizes and the first variable cut when a classic netCDF file is
+    shorter than its header says."""
     have = os.path.getsize(path)
-    if need is not None and have < need:
-        raise EOFError(f"truncated: the file has {have} bytes, its header describes {need}")
+    cut = [(name, end) for name, end in data_extents(path) or [] if end > have]
+    if cut:
+        name, end = cut[0]
+        raise EOFError(f"truncated: the file has {have} bytes, but its header puts the data of variable {name!r} "
+                       f"up to byte {end}")
 

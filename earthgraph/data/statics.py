@@ -196,7 +196,7 @@ def store_statics(source: str, seed: int = 0) -> dict[str, np.ndarray] | None:
 
     Returns ``{"latitude": (nlat,), "longitude": (nlon,) degrees, "land_sea_mask":
     (nlat, nlon) land fraction in [0, 1], "geopotential_at_surface": (nlat, nlon)
-    m2 s-2}``, the layout :meth:`~earthgraph.data.store.StoreWriter.add_static` takes.
+    m2 s-2}``, the layout :meth:`~earthgraph.data.store_writer.StoreWriter.add_static` takes.
     """
     if source == "none":
         return None

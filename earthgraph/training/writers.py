@@ -34,7 +34,8 @@ from earthgraph.data.atomic import sibling_path
 from earthgraph.data.generate import write_zarr_atomic
 from earthgraph.data.obs_types import Channel, ObservationType, products_for
 from earthgraph.data.stations import read_stations
-from earthgraph.data.store import StoreWriter, observed_column
+from earthgraph.data.store import observed_column
+from earthgraph.data.store_writer import StoreWriter
 
 
 def observation_forecasts(module, batch: dict, start=None) -> dict:
