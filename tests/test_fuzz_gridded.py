@@ -228,18 +228,24 @@ def coordinate_faults(draw, case: Case) -> tuple[Case, str, str]:
     return replace(case, ds=ds), name, fault
 
 
-@given(st.data())
-def test_coordinates_read_right_or_fail_named(data):
-    case = data.draw(valid_cases())
-    case, name, fault = data.draw(coordinate_faults(case))
-    event(f"fault: {name} {fault}, {case.fmt}")
+def _write_and_read(case: Case, label: str, must_fail: bool, field: str) -> None:
+    """Write ``case`` to a file and read it back through the reader (:func:`_outcome`): read right,
+    or, if ``must_fail``, refused with an error naming ``field``."""
+    event(label)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = _write(case, Path(tmp))
         except Exception as e:  # the writer's refusal is no reader's case
             event(f"writer refused: {type(e).__name__}")
             return
-        event(_outcome(path, case, fault != "none", name))
+        event(_outcome(path, case, must_fail, field))
+
+
+@given(st.data())
+def test_coordinates_read_right_or_fail_named(data):
+    case = data.draw(valid_cases())
+    case, name, fault = data.draw(coordinate_faults(case))
+    _write_and_read(case, f"fault: {name} {fault}, {case.fmt}", fault != "none", name)
 
 
 # --- time faults -----------------------------------------------------------------------------------
@@ -292,15 +298,8 @@ def time_faults(draw, case: Case) -> tuple[Case, str]:
 def test_times_read_right_or_fail_named(data):
     case = data.draw(valid_cases())
     case, fault = data.draw(time_faults(case))
-    event(f"fault: time {fault}, {case.fmt}")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = _write(case, Path(tmp))
-        except Exception as e:
-            event(f"writer refused: {type(e).__name__}")
-            return
-        # Times in another zone are read right (in UTC); every other fault must fail, naming time.
-        event(_outcome(path, case, fault != "zone", "time"))
+    # Times in another zone are read right (in UTC); every other fault must fail, naming time.
+    _write_and_read(case, f"fault: time {fault}, {case.fmt}", fault != "zone", "time")
 
 
 # --- field value faults ----------------------------------------------------------------------------
@@ -349,15 +348,8 @@ def value_faults(draw, case: Case) -> tuple[Case, str, bool]:
 def test_field_values_read_right_or_fail_named(data):
     case = data.draw(valid_cases())
     case, fault, must_fail = data.draw(value_faults(case))
-    event(f"fault: {fault}, {case.fmt}")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = _write(case, Path(tmp))
-        except Exception as e:
-            event(f"writer refused: {type(e).__name__}")
-            return
-        field = "land_sea_mask" if fault == "land_sea_mask" else "air_temperature"
-        event(_outcome(path, case, must_fail, field))
+    field = "land_sea_mask" if fault == "land_sea_mask" else "air_temperature"
+    _write_and_read(case, f"fault: {fault}, {case.fmt}", must_fail, field)
 
 
 # --- damaged files ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ disk, and a window holds exactly the observations of its time span."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -100,12 +101,19 @@ def assert_same(read: dict, written: dict) -> None:
                                           err_msg=f"{name}.{column} read differently from what was written")
 
 
+@contextlib.contextmanager
+def copy_of(store: Path):
+    """A copy of ``store`` in a temporary folder, removed afterwards: each case damages its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "obs.zarr"
+        shutil.copytree(store, path)
+        yield path
+
+
 @given(data=st.data())
 def test_a_damaged_store_is_refused_by_name_or_read_as_written(pristine, data):
     source, written = pristine
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "obs.zarr"
-        shutil.copytree(source, path)
+    with copy_of(source) as path:
         what = damage(path, data)
         before = digest(path)
         try:
@@ -125,9 +133,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63
 @given(data=st.data())
 def test_a_changed_attribute_is_refused_by_name(pristine, data):
     source, written = pristine
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "obs.zarr"
-        shutil.copytree(source, path)
+    with copy_of(source) as path:
         meta = path / data.draw(st.sampled_from(["zarr.json", "synop/zarr.json", "amv/zarr.json"]), label="doc")
         doc = json.loads(meta.read_text())
         keys = sorted(doc["attributes"])

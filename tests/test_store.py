@@ -24,6 +24,17 @@ def _write(path, chunks, **kw):
             w.append(name, cols)
 
 
+T0 = 1_600_000_000  # 2020-09-13T12:26:40Z, s since 1970
+
+
+def _synop_day(path, rows: int) -> tuple[np.random.Generator, dict[str, np.ndarray]]:
+    """A store at ``path`` of ``rows`` SYNOP rows in the day from T0, and that day read back
+    (with the generator, for more rows of the same kind)."""
+    rng = np.random.default_rng(1)
+    _write(path, [("synop", _columns(rng, rows, T0, 1, ("station_id",)))])
+    return rng, ObservationStore(path).read("synop", T0, T0 + 86400)
+
+
 def test_store_round_trips_columns_windows_and_stats(tmp_path):
     rng = np.random.default_rng(0)
     t0 = 1_600_000_000
@@ -62,11 +73,8 @@ def test_store_round_trips_columns_windows_and_stats(tmp_path):
 
 
 def test_failed_write_leaves_previous_store_intact(tmp_path):
-    rng = np.random.default_rng(1)
-    t0 = 1_600_000_000
-    first = _columns(rng, 200, t0, 1, ("station_id",))
-    _write(tmp_path / "s.zarr", [("synop", first)])
-    before = ObservationStore(tmp_path / "s.zarr").read("synop", t0, t0 + 86400)
+    t0 = T0
+    rng, before = _synop_day(tmp_path / "s.zarr", 200)
 
     later = _columns(rng, 100, t0, 1, ("station_id",))
     unsorted = dict(later, time=later["time"][::-1].copy())
@@ -116,11 +124,8 @@ def test_store_written_in_many_chunks_reads_back_in_order(tmp_path):
 def test_stores_open_from_fsspec_urls(tmp_path):
     import fsspec
 
-    rng = np.random.default_rng(1)
-    t0 = 1_600_000_000
-    cols = _columns(rng, 300, t0, 1, ("station_id",))
-    _write(tmp_path / "s.zarr", [("synop", cols)])
-    local = ObservationStore(tmp_path / "s.zarr").read("synop", t0, t0 + 86400)
+    t0 = T0
+    _, local = _synop_day(tmp_path / "s.zarr", 300)
     # The same bytes behind a file:// URL and in fsspec's in-memory filesystem (a stand-in for a bucket).
     via_file = ObservationStore(f"file://{tmp_path / 's.zarr'}").read("synop", t0, t0 + 86400)
     mem = fsspec.filesystem("memory")
