@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from earthgraph.data.grid import LatLonGrid, regrid_conservative
+from earthgraph.graphs.sphere import lat_lon_to_xyz
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def synthetic_statics(grid: LatLonGrid, land_fraction: float, seed: int) -> Plan
     seeded mountain ranges up to about 3 km on land."""
     rng = np.random.default_rng(seed + 7919)
     lat, lon = grid.mesh()
-    x = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    # (3, nlat, nlon), contiguous: the seeded planet depends on the order of the dot products below.
+    x = np.ascontiguousarray(np.moveaxis(lat_lon_to_xyz(lat, lon), -1, 0))
 
     def smooth_field(n_waves: int, k_lo: float, k_hi: float) -> np.ndarray:
         out = np.zeros_like(lat)

@@ -50,7 +50,7 @@ def mesh_to_points(containing: torch.Tensor, neighbours: torch.Tensor, node_xyz:
     cand = candidate_nodes(containing, neighbours)
     if not 1 <= k <= cand.shape[1] - 1:
         raise ValueError(f"mesh_to_points: k must be in [1, {cand.shape[1] - 1}] for this mesh, got {k}")
-    xyz = lat_lon_to_xyz(lat.double(), lon.double()).to(node_xyz.dtype)
+    xyz = lat_lon_to_xyz(lat.double(), lon.double(), xp=torch).to(node_xyz.dtype)
     d2 = candidate_chords2(node_xyz, cand, xyz)
     nearest = torch.topk(d2, k, dim=1, largest=False).indices
     nodes = torch.gather(cand, 1, nearest)

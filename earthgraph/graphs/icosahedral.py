@@ -196,6 +196,3 @@ class IcosahedralMesh:
         """Mean distance between neighbouring nodes, radians."""
         e = self.undirected_edges
         return float(great_circle_distance(self.xyz[e[:, 0]], self.xyz[e[:, 1]]).mean())
-
-    def describe_name(self) -> str:
-        return f"icosahedral level {self.level}"
