@@ -18,7 +18,6 @@ import healpy
 import numpy as np
 import torch
 
-from earthgraph.graphs.sphere import lat_lon_from_xyz
 from earthgraph.graphs.topology import canonical_pairs
 
 
@@ -108,16 +107,6 @@ class HealpixMesh:
     def xyz(self) -> np.ndarray:
         """(npix, 3) unit vectors of cell centres, float64."""
         return np.stack(healpy.pix2vec(self.nside, np.arange(self.npix), nest=True), axis=1)
-
-    @cached_property
-    def lat(self) -> np.ndarray:
-        """(npix,) cell-centre latitude, radians."""
-        return lat_lon_from_xyz(self.xyz)[0]
-
-    @cached_property
-    def lon(self) -> np.ndarray:
-        """(npix,) cell-centre longitude, radians in [-pi, pi]."""
-        return lat_lon_from_xyz(self.xyz)[1]
 
     @property
     def cell_area(self) -> float:
