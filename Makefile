@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QS := outputs/quickstart
-# Offline W&B, quiet. train.py sets its own CPU threads (earthgraph.training.threads; --threads N).
+# Offline W&B, quiet. Nothing here sets CPU threads: train.py sets its own (earthgraph.training.threads:
+# the cores less one per DataLoader worker; --threads N), while evaluate.py and the data commands keep
+# torch's and numpy's defaults, a thread per core.
 export WANDB_MODE := offline
 export WANDB_SILENT := true
 

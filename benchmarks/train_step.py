@@ -184,7 +184,7 @@ def run(dm: ObservationDataModule, variants: dict[str, tuple[dict, dict, bool | 
     seeded batches, alternating step by step so that the machine's load hits them alike.
     Returns the variants and the data phase (ms per batch, shared by all)."""
     trainees = {name: Trainee(dm, args, seed, clip, ops, foreach) for name, (args, ops, foreach) in variants.items()}
-    loader = dm._loader("train", torch.utils.data.RandomSampler(dm._datasets["train"],
+    loader = dm._loader("train", torch.utils.data.RandomSampler(dm.datasets["train"],
                                                                 generator=torch.Generator().manual_seed(seed)))
     batches, data_seconds = iter(loader), 0.0
     for k in range(warmup + steps):

@@ -16,7 +16,7 @@ from earthgraph.graphs.icosahedral import IcosahedralMesh, node_count
 from earthgraph.graphs.locate import bucket_table, nearest_in_buckets
 from earthgraph.graphs.mesh import mesh_graph
 from earthgraph.graphs.remap import cell_edges_from_centres, grid_cell_areas, grid_remap, healpix_overlaps
-from earthgraph.graphs.sphere import lat_lon_to_xyz, spherical_triangle_area, xyz_from_lat_lon
+from earthgraph.graphs.sphere import lat_lon_from_xyz, lat_lon_to_xyz, spherical_triangle_area
 from earthgraph.graphs.spherical_clip import polygon_cell_overlaps
 from earthgraph.graphs.topology import check_processor_edges, component_count, directed_views
 
@@ -47,11 +47,12 @@ def test_healpix_pixel_count_centres_and_areas_match_healpy(nside):
     mesh = HealpixMesh(nside)
     assert mesh.npix == healpy.nside2npix(nside)
     theta, phi = healpy.pix2ang(nside, np.arange(mesh.npix), nest=True)
-    np.testing.assert_allclose(mesh.lat, np.pi / 2 - theta, atol=1e-12)
-    np.testing.assert_allclose(np.cos(mesh.lon - phi), 1.0, atol=1e-12)
+    lat, lon = lat_lon_from_xyz(mesh.xyz)
+    np.testing.assert_allclose(lat, np.pi / 2 - theta, atol=1e-12)
+    np.testing.assert_allclose(np.cos(lon - phi), 1.0, atol=1e-12)
     # The torch lookup puts every centre in its own pixel (a sample of them at nside 1024).
     pix = np.arange(mesh.npix) if nside < 1024 else np.random.default_rng(0).choice(mesh.npix, 300_000, replace=False)
-    back = ang2pix_nested(nside, torch.from_numpy(mesh.lat[pix]), torch.from_numpy(mesh.lon[pix])).numpy()
+    back = ang2pix_nested(nside, torch.from_numpy(lat[pix]), torch.from_numpy(lon[pix])).numpy()
     np.testing.assert_array_equal(back, pix)
     np.testing.assert_allclose(mesh.areas, healpy.nside2pixarea(nside), rtol=1e-14)
     assert abs(mesh.areas.sum() - 4 * np.pi) < 1e-10
@@ -165,7 +166,7 @@ def test_icosahedral_locator_finds_the_nearest_node_everywhere(level):
     lat, lon = _random_points(100_000, level)
     got = nearest_in_buckets(torch.from_numpy(mesh.xyz).float(), torch.from_numpy(table), nside,
                              torch.from_numpy(lat), torch.from_numpy(lon), chunk=30_000).numpy()
-    p = xyz_from_lat_lon(lat, lon)
+    p = lat_lon_to_xyz(lat, lon)
     d_ref, ref = cKDTree(mesh.xyz).query(p)
     d_got = np.linalg.norm(mesh.xyz[got] - p, axis=1)
     # Same node, or an exact tie in distance (level 0 has symmetric points).
@@ -189,7 +190,7 @@ def test_every_observation_reaches_its_own_cell_and_neighbours(kind, resolution,
     np.testing.assert_array_equal(node.numpy()[first], containing.numpy())
     if kind == "healpix":
         np.testing.assert_array_equal(containing.numpy(), healpy.ang2pix(resolution, np.pi / 2 - lat, lon, nest=True))
-    d = np.arccos(np.clip(np.sum(mesh.geometry.xyz[node.numpy()] * xyz_from_lat_lon(lat, lon)[point.numpy()], 1), -1, 1))
+    d = np.arccos(np.clip(np.sum(mesh.geometry.xyz[node.numpy()] * lat_lon_to_xyz(lat, lon)[point.numpy()], 1), -1, 1))
     assert d.max() < 3.0 * mesh.spacing, "all encoder edges are local"
     own_only = points_to_mesh(containing, mesh.neighbours, include_neighbours=False)
     assert len(own_only[0]) == len(lat)
@@ -203,7 +204,7 @@ def test_decoder_edges_are_the_k_nearest_nodes(kind, resolution, k, tmp_path):
     lat, lon = _random_points(5000, 1)
     lat_t, lon_t = torch.from_numpy(lat), torch.from_numpy(lon)
     node, point = mesh_to_points(mesh.locate(lat_t, lon_t), mesh.neighbours, mesh.xyz, lat_t, lon_t, k=k)
-    brute = np.argsort(-(xyz_from_lat_lon(lat, lon) @ mesh.geometry.xyz.T), axis=1)[:, :k]
+    brute = np.argsort(-(lat_lon_to_xyz(lat, lon) @ mesh.geometry.xyz.T), axis=1)[:, :k]
     got = node.numpy().reshape(-1, k)
     assert np.all(point.numpy().reshape(-1, k) == np.arange(len(lat))[:, None])
     assert np.mean([set(a) == set(b) for a, b in zip(got, brute)]) > 0.995
@@ -211,21 +212,41 @@ def test_decoder_edges_are_the_k_nearest_nodes(kind, resolution, k, tmp_path):
         mesh_to_points(mesh.locate(lat_t, lon_t), mesh.neighbours, mesh.xyz, lat_t, lon_t, k=9)
 
 
+def test_one_conversion_each_way_runs_on_numpy_and_torch():
+    lat, lon = _random_points(2000, 5)
+    xyz = lat_lon_to_xyz(lat, lon)
+    assert xyz.shape == (len(lat), 3) and xyz.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(xyz, axis=-1), 1.0, rtol=1e-15)
+    on_torch = lat_lon_to_xyz(torch.from_numpy(lat), torch.from_numpy(lon), xp=torch)
+    assert isinstance(on_torch, torch.Tensor) and on_torch.dtype == torch.float64
+    np.testing.assert_allclose(on_torch.numpy(), xyz, rtol=0, atol=1e-15)
+    back_lat, back_lon = lat_lon_from_xyz(xyz)
+    np.testing.assert_allclose(back_lat, lat, rtol=0, atol=1e-7)  # arcsin loses digits at the poles
+    off_pole = np.abs(lat) < np.pi / 2 - 1e-6  # where longitude is defined
+    dlon = np.angle(np.exp(1j * (back_lon - lon)))[off_pole]
+    assert np.abs(dlon).max() < 1e-9 and back_lon.min() >= -np.pi and back_lon.max() <= np.pi
+    torch_lat, torch_lon = lat_lon_from_xyz(on_torch, xp=torch)
+    np.testing.assert_allclose(torch_lat.numpy(), back_lat, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(torch_lon.numpy(), back_lon, rtol=0, atol=1e-12)
+
+
 def test_edge_features_are_local_east_north_displacements():
-    recv = lat_lon_to_xyz(torch.tensor([0.0]), torch.tensor([0.0]))
-    east = lat_lon_to_xyz(torch.tensor([0.0]), torch.tensor([0.01]))
-    north = lat_lon_to_xyz(torch.tensor([0.01]), torch.tensor([0.0]))
+    recv = lat_lon_to_xyz(torch.tensor([0.0]), torch.tensor([0.0]), xp=torch)
+    east = lat_lon_to_xyz(torch.tensor([0.0]), torch.tensor([0.01]), xp=torch)
+    north = lat_lon_to_xyz(torch.tensor([0.01]), torch.tensor([0.0]), xp=torch)
     fe = edge_features(east, recv, 0.01)[0]
     fn = edge_features(north, recv, 0.01)[0]
     torch.testing.assert_close(fe, torch.tensor([1.0, 1.0, 0.0]), atol=1e-4, rtol=0)
     torch.testing.assert_close(fn, torch.tensor([1.0, 0.0, 1.0]), atol=1e-4, rtol=0)
     # Across the date line the displacement is still 0.02 rad east, not 2 pi west.
-    a = lat_lon_to_xyz(torch.tensor([0.0], dtype=torch.float64), torch.tensor([np.pi - 0.01], dtype=torch.float64))
-    b = lat_lon_to_xyz(torch.tensor([0.0], dtype=torch.float64), torch.tensor([-np.pi + 0.01], dtype=torch.float64))
+    zero = torch.zeros(1, dtype=torch.float64)
+    a = lat_lon_to_xyz(zero, zero + np.pi - 0.01, xp=torch)
+    b = lat_lon_to_xyz(zero, zero - np.pi + 0.01, xp=torch)
     torch.testing.assert_close(edge_features(b, a, 0.02)[0], torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64), atol=1e-4, rtol=0)
     # At a pole the features stay finite and the distance is right.
     pole = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
-    f = edge_features(north * 0 + lat_lon_to_xyz(torch.tensor([np.pi / 2 - 0.01]), torch.tensor([0.3])).double(), pole, 0.01)
+    near_pole = lat_lon_to_xyz(torch.tensor([np.pi / 2 - 0.01]), torch.tensor([0.3]), xp=torch)
+    f = edge_features(near_pole.double(), pole, 0.01)
     assert torch.isfinite(f).all() and abs(float(f[0, 0]) - 1.0) < 1e-4
     assert abs(float(f[0, 1:].norm()) - 1.0) < 1e-3
 
@@ -269,7 +290,7 @@ def test_healpix_overlaps_agree_with_brute_force_sampling():
 def test_spherical_polygons_split_by_any_grid_keep_their_area_including_a_pole():
     # A square around the north pole and a Voronoi hexagon, cut by grids of wedges
     # and parallels: the pieces add up to the polygon's area; one piece matches sampling.
-    square = xyz_from_lat_lon(np.radians([80.0] * 4), np.radians([10, 100, 190, 280]))[None]
+    square = lat_lon_to_xyz(np.radians([80.0] * 4), np.radians([10, 100, 190, 280]))[None]
     pole = np.array([0.0, 0.0, 1.0])
     square_area = sum(spherical_triangle_area(pole, square[0, i], square[0, (i + 1) % 4]) for i in range(4))
     mesh = IcosahedralMesh(2)
@@ -286,7 +307,7 @@ def test_spherical_polygons_split_by_any_grid_keep_their_area_including_a_pole()
     rng = np.random.default_rng(0)
     z = rng.uniform(np.sin(np.radians(80)), np.sin(np.radians(83)), 400_000)
     lon = rng.uniform(0, np.radians(360 / 7), 400_000)
-    p = xyz_from_lat_lon(np.arcsin(z), lon)
+    p = lat_lon_to_xyz(np.arcsin(z), lon)
     inside = np.ones(len(p), bool)
     for i in range(4):
         inside &= np.einsum("c,nc->n", np.cross(square[0, i], square[0, (i + 1) % 4]), p) >= 0

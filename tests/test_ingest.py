@@ -308,7 +308,7 @@ def test_real_file_quirks_times_in_bytes_numbers_and_cf_units_extra_dimensions(t
 
 
 def test_ingest_writes_the_static_fields_asked_for(tmp_path):
-    from earthgraph.data.statics import store_statics
+    from earthgraph.data.store_statics import store_statics
 
     ingest_tables(tmp_path / "s.zarr", "drifter", [(_table(tmp_path / "a.csv", GOOD), SPEC)],
                   static=store_statics("synthetic"))

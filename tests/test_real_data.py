@@ -59,7 +59,7 @@ def test_a_real_station_is_declared_ingested_trained_forecast_and_scored(wagenin
 
     import evaluate
     from earthgraph.data.ingest import TableSpec, ingest_tables
-    from earthgraph.data.statics import store_statics
+    from earthgraph.data.store_statics import store_statics
     from earthgraph.data.store import ObservationStore
     from earthgraph.data.type_files import read_types
     from earthgraph.training.datamodule import ObservationDataModule

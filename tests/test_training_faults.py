@@ -177,7 +177,7 @@ def test_a_data_loader_worker_that_dies_is_named_with_the_window_it_was_reading(
     # The first sample of epoch 0's shuffle (seed 0 of the data module), described by the dataset.
     cli = train_cli(["--config", str(cfg)], run=False)
     cli.datamodule.setup("fit")
-    train = cli.datamodule._datasets["train"]
+    train = cli.datamodule.datasets["train"]
     first = int(np.random.default_rng([0, 0]).permutation(len(train))[0])
     assert f"was reading {train.describe(first)}" in message
     assert "initialised 2020-03-" in message and f"from store {out}/obs.zarr" in message

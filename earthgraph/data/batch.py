@@ -25,7 +25,7 @@ class ObsSet:
     lat, lon: (n,) float32 radians
     time: (n,) float32 time in units of the window length: for targets the position
         in their window, [0, 1); for inputs the offset from initialisation, [-n, 0)
-    meta: (n, M) float32 metadata features (angles / 90 degrees)
+    meta: (n, M) float32 metadata features (angles / ``METADATA_SCALE_DEGREES``)
     sample: (n,) int64 index of the sample in the batch
     """
 
@@ -48,9 +48,25 @@ class ObsSet:
         return ObsSet(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(ObsSet)})
 
 
+# The model sees metadata angles (scan, zenith) divided by this: about [-1, 1].
+METADATA_SCALE_DEGREES = 90.0
+
+
 def metadata_features(obs_type_metadata: tuple[str, ...]) -> list[str]:
     """Metadata fields the model sees: angles, not identifiers (``*_id``)."""
     return [m for m in obs_type_metadata if not is_identifier(m)]
+
+
+def denormalise_and_clip(values: np.ndarray, mean, std, valid_min, valid_max) -> np.ndarray:
+    """Normalised ``values`` back in physical units, ``values * std + mean`` (the inverse of
+    :func:`columns_to_obsset`'s normalisation), clipped to ``[valid_min, valid_max]``.
+
+    values: (..., C) with per-channel (C,) statistics and bounds, or one channel's (...)
+    with scalars. Computed in ``values``' dtype (float32 or float64).
+    """
+    dtype = values.dtype
+    physical = values * np.asarray(std, dtype) + np.asarray(mean, dtype)
+    return np.clip(physical, np.asarray(valid_min, dtype), np.asarray(valid_max, dtype))
 
 
 def columns_to_obsset(cols: dict[str, np.ndarray], meta_names: list[str], mean: np.ndarray, std: np.ndarray,
@@ -59,7 +75,7 @@ def columns_to_obsset(cols: dict[str, np.ndarray], meta_names: list[str], mean: 
     n = len(cols["time"])
     values = (cols["values"].astype(np.float32) - mean) / std
     error = cols["error"].astype(np.float32) / std
-    meta = (np.stack([cols[m] for m in meta_names], axis=1) / 90.0 if meta_names
+    meta = (np.stack([cols[m] for m in meta_names], axis=1) / METADATA_SCALE_DEGREES if meta_names
             else np.zeros((n, 0), np.float32)).astype(np.float32)
     return ObsSet(
         values=torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)),

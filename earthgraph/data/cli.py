@@ -190,7 +190,7 @@ def _add_ingest_parser(sub) -> None:
 
 
 def _ingest(args) -> int:
-    from earthgraph.data.statics import store_statics
+    from earthgraph.data.store_statics import store_statics
     from earthgraph.data.type_files import TypeFileError, read_types
 
     try:

@@ -22,7 +22,7 @@ from earthgraph.data.gridded import (GriddedError, observing_period, open_gridde
 from earthgraph.data.nature_run import NatureRunConfig, run_nature
 from earthgraph.data.observing import ObservingConfig, ObservingNetwork
 from earthgraph.data.sampler import FIELD_DIMS
-from earthgraph.data.statics import store_statics
+from earthgraph.data.store_statics import store_statics
 from earthgraph.data.store_writer import StoreWriter
 from earthgraph.progress import progress
 
@@ -129,7 +129,7 @@ def observe_gridded(truth: xr.Dataset, store: str | os.PathLike, observing: Obse
     ``systems``: default every system whose variables ``truth`` holds.
     ``period``: (START, END), ISO; observe [START, END) of the fields' span
     (default all of it: [first step, last step)). ``static``: the static fields
-    to store, in :func:`earthgraph.data.statics.store_statics`'s layout (default
+    to store, in :func:`earthgraph.data.store_statics.store_statics`'s layout (default
     the truth's own land-sea mask and orography). ``show_progress``: a progress
     bar over the chunks on standard error. Returns the store path, time range,
     counts per system, and per field the points sampled where it had no value
@@ -176,7 +176,7 @@ def _land_sea_mask(truth: xr.Dataset, path: str, statics: str, seed: int,
     """The truth with a land-sea mask, the static fields to store, and where the mask came from.
 
     The file's own mask (ERA5 ``lsm``; first time step) comes first; otherwise the
-    ``statics`` choice of :func:`~earthgraph.data.statics.store_statics`, regridded onto the
+    ``statics`` choice of :func:`~earthgraph.data.store_statics.store_statics`, regridded onto the
     file's grid by nearest neighbour (the store keeps it on its own grid)."""
     if "land_sea_mask" in truth:
         if statics != "none":
@@ -198,7 +198,7 @@ def observe_file(path: str, out: str | os.PathLike, observing: ObservingConfig, 
     path: a WB2/ERA5-style zarr store or CF netCDF file (local path or fsspec URL),
     read lazily by :func:`~earthgraph.data.gridded.open_gridded` and streamed through
     :func:`observe_gridded` into the store ``out``. ``statics``: ``none``,
-    ``synthetic``, ``climt`` or a path (:func:`~earthgraph.data.statics.store_statics`),
+    ``synthetic``, ``climt`` or a path (:func:`~earthgraph.data.store_statics.store_statics`),
     the land-sea mask used when the file has none. ``rename``: the file's variable
     names to earthgraph's (``{"UWND": "u_component_of_wind"}``). ``note``: where warning
     lines go (coarse time steps, an unused ``statics``). Returns the summary that the

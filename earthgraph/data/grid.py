@@ -14,6 +14,12 @@ import numpy as np
 EARTH_RADIUS = 6.371e6  # m
 
 
+def regular_grid_degrees(spacing_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre latitudes (south to north, half a cell from the poles) and longitudes
+    (from 0, east) of a regular ``spacing_deg`` grid, in degrees: (nlat,), (nlon,)."""
+    return np.arange(-90 + spacing_deg / 2, 90, spacing_deg), np.arange(0, 360, spacing_deg)
+
+
 @dataclass(frozen=True)
 class LatLonGrid:
     """Equiangular grid with cell centres offset half a cell from the poles.

@@ -388,7 +388,7 @@ def regrid_nearest(values: np.ndarray, src_lat: np.ndarray, src_lon: np.ndarray,
 
 def with_land_sea_mask(truth: xr.Dataset, statics: dict[str, np.ndarray]) -> xr.Dataset:
     """``truth`` with the ``land_sea_mask`` of ``statics`` (the layout of
-    :func:`earthgraph.data.statics.store_statics`) regridded onto its grid by nearest neighbour."""
+    :func:`earthgraph.data.store_statics.store_statics`) regridded onto its grid by nearest neighbour."""
     mask = regrid_nearest(statics["land_sea_mask"], statics["latitude"], statics["longitude"],
                           truth.latitude.values, truth.longitude.values)
     return truth.assign(land_sea_mask=(("latitude", "longitude"), mask.astype(np.float32),

@@ -302,7 +302,7 @@ def ingest_tables(store: str | os.PathLike, obs_type: str | ObservationType,
     types and the built-in ones) or an :class:`ObservationType`. With ``append`` (the
     default) an existing store keeps everything it holds and gains the new rows
     (rewritten beside it, then swapped in); without it an existing store is an error.
-    ``static``: static fields to write (``earthgraph.data.statics.store_statics``); by
+    ``static``: static fields to write (``earthgraph.data.store_statics.store_statics``); by
     default an existing store keeps its own. Nothing is written unless every file was
     read and at least one new row was accepted; when every valid row is already stored,
     the store is left as it is.

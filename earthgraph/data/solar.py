@@ -1,8 +1,9 @@
 """Top-of-atmosphere insolation: pure functions shared by the nature run and the
 model's forcing features.
 
-They take an array namespace ``xp`` (``numpy`` or ``torch``) so that the same
-formula runs on grid arrays in float64 and on device tensors.
+They take the array namespace as ``xp`` (``numpy``, the default, or ``torch``), as all
+numpy/torch dual code in earthgraph does (:mod:`earthgraph.graphs.sphere`), so that the
+same formula runs on grid arrays in float64 and on device tensors.
 Angles are in radians unless a name says ``_deg``; times in seconds since
 1970-01-01T00:00 UTC.
 """

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.point_sets import PointGraph, decoder_graph, graphs_per_set
 from earthgraph.kernels import Segments, segment_mean
@@ -33,7 +34,7 @@ class ObservationDecoder(nn.Module):
         super().__init__()
         self.k = k
         self.batch_types = batch_types
-        self.message = EdgeMessage(latent_dim, 3)
+        self.message = EdgeMessage(latent_dim, EDGE_FEATURE_DIM)
         self.heads = nn.ModuleDict({
             name: MLP(latent_dim + POSITION_FEATURES + point_feature_dim + m, c, hidden, layers=3, layer_norm=False)
             for name, (c, m) in type_dims.items()

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.point_sets import PointGraph, encoder_graph, graphs_per_set
 from earthgraph.kernels import Segments, segment_mean
 from earthgraph.layers import MLP, EdgeMessage
 
 POINT_FEATURES = 4  # xyz + time in window
-EDGE_FEATURES = 3
 
 
 class ObservationEncoder(nn.Module):
@@ -44,7 +44,7 @@ class ObservationEncoder(nn.Module):
         self.embed = nn.ModuleDict({
             name: MLP(3 * c + m + POINT_FEATURES + point_feature_dim, latent_dim, hidden) for name, (c, m) in type_dims.items()
         })
-        self.message = nn.ModuleDict({name: EdgeMessage(latent_dim, EDGE_FEATURES) for name in type_dims})
+        self.message = nn.ModuleDict({name: EdgeMessage(latent_dim, EDGE_FEATURE_DIM) for name in type_dims})
         self.gate = nn.Parameter(torch.ones(len(self.types)))
         self.node = MLP(latent_dim + node_feature_dim + len(self.types), latent_dim, hidden)
 

@@ -15,6 +15,9 @@ import torch
 
 from earthgraph.graphs.sphere import candidate_chords2, lat_lon_to_xyz
 
+EDGE_FEATURE_DIM = 3
+"""Width of :func:`edge_features`: great-circle distance, east and north displacement."""
+
 
 def candidate_nodes(containing: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
     """(n, 1 + K) each point's containing cell followed by that cell's K neighbours
@@ -50,7 +53,7 @@ def mesh_to_points(containing: torch.Tensor, neighbours: torch.Tensor, node_xyz:
     cand = candidate_nodes(containing, neighbours)
     if not 1 <= k <= cand.shape[1] - 1:
         raise ValueError(f"mesh_to_points: k must be in [1, {cand.shape[1] - 1}] for this mesh, got {k}")
-    xyz = lat_lon_to_xyz(lat.double(), lon.double()).to(node_xyz.dtype)
+    xyz = lat_lon_to_xyz(lat.double(), lon.double(), xp=torch).to(node_xyz.dtype)
     d2 = candidate_chords2(node_xyz, cand, xyz)
     nearest = torch.topk(d2, k, dim=1, largest=False).indices
     nodes = torch.gather(cand, 1, nearest)
@@ -59,7 +62,7 @@ def mesh_to_points(containing: torch.Tensor, neighbours: torch.Tensor, node_xyz:
 
 
 def edge_features(sender_xyz: torch.Tensor, receiver_xyz: torch.Tensor, length_scale: float) -> torch.Tensor:
-    """(E, 3) great-circle distance and the sender's east/north displacement in the
+    """(E, EDGE_FEATURE_DIM) great-circle distance and the sender's east/north displacement in the
     receiver's local tangent frame, all divided by ``length_scale`` (radians).
 
     At the poles, where east is undefined, the frame of longitude 0 is used.

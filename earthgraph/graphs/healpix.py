@@ -3,19 +3,21 @@ torch point-to-pixel lookup that runs on any device.
 
 Static geometry comes from healpy (float64, CPU) once per mesh; the per-batch
 lookup :func:`ang2pix_nested` is pure torch so that observation graphs are
-built where the batch lives.
+built where the batch lives. The chart-to-pixel maps it shares with the
+conservative remapping (numpy) take the array namespace as ``xp``, as all
+numpy/torch dual code does (:mod:`earthgraph.graphs.sphere`).
 """
 
 from __future__ import annotations
 
 import math
 from functools import cached_property
+from types import ModuleType
 
 import healpy
 import numpy as np
 import torch
 
-from earthgraph.graphs.sphere import lat_lon_from_xyz
 from earthgraph.graphs.topology import canonical_pairs
 
 
@@ -53,48 +55,41 @@ def ang2pix_nested(nside: int, lat: torch.Tensor, lon: torch.Tensor) -> torch.Te
     # pixels are unit squares (see ``equatorial_pixel``; the remapping uses the same charts).
     jp = (ns * (0.5 + tt - 0.75 * z)).long()  # ascending edge line
     jm = (ns * (0.5 + tt + 0.75 * z)).long()  # descending edge line
-    pix_eq = equatorial_pixel(ns, jp, jm)
+    pix_eq = equatorial_pixel(ns, jp, jm, xp=torch)
 
     # Polar caps, |z| > 2/3: (a, b) = (tp, 1 - tp) * ns * sqrt(3 (1 - |z|)).
     ntt = torch.clamp(tt.long(), max=3)
     tp = tt - ntt
     tmp = ns * torch.sqrt(3.0 * (1.0 - za))
-    pix_po = polar_pixel(ns, ntt, (tp * tmp).long(), ((1.0 - tp) * tmp).long(), z > 0)
+    pix_po = polar_pixel(ns, ntt, (tp * tmp).long(), ((1.0 - tp) * tmp).long(), z > 0, xp=torch)
     return torch.where(za > 2.0 / 3.0, pix_po, pix_eq)
 
 
-def equatorial_pixel(nside: int, jp, jm):
+def equatorial_pixel(nside: int, jp, jm, xp: ModuleType = np):
     """Nested index of the equatorial-chart unit square ``(floor jp, floor jm)``.
 
-    Works on int64 numpy arrays or torch tensors. ``jp = ns (1/2 + tt - 3z/4)`` and
-    ``jm = ns (1/2 + tt + 3z/4)`` with ``tt = 2 phi / pi`` in [0, 4).
+    jp, jm: int64 numpy arrays (``xp=numpy``) or tensors (``xp=torch``), with
+    ``jp = ns (1/2 + tt - 3z/4)`` and ``jm = ns (1/2 + tt + 3z/4)``, ``tt = 2 phi / pi`` in [0, 4).
     """
     ns = nside
     ifp, ifm = jp // ns, jm // ns
-    face = _where(ifp == ifm, ifp | 4, _where(ifp < ifm, ifp, ifm + 8))
+    face = xp.where(ifp == ifm, ifp | 4, xp.where(ifp < ifm, ifp, ifm + 8))
     ix = jm & (ns - 1)
     iy = ns - (jp & (ns - 1)) - 1
     return face * (ns * ns) + _spread_bits(ix) + (_spread_bits(iy) << 1)
 
 
-def polar_pixel(nside: int, quadrant, ja, jb, north):
+def polar_pixel(nside: int, quadrant, ja, jb, north, xp: ModuleType = np):
     """Nested index of the polar-cap chart unit square ``(floor a, floor b)`` in
-    ``quadrant`` (0..3, by longitude) of the north (``north`` true) or south cap."""
+    ``quadrant`` (0..3, by longitude) of the north (``north`` true) or south cap;
+    int64 numpy arrays (``xp=numpy``) or tensors (``xp=torch``)."""
     ns = nside
-    ja = _clip_max(ja, ns - 1)
-    jb = _clip_max(jb, ns - 1)
-    face = _where(north, quadrant, quadrant + 8)
-    ix = _where(north, ns - jb - 1, ja)
-    iy = _where(north, ns - ja - 1, jb)
+    ja = xp.clip(ja, None, ns - 1)
+    jb = xp.clip(jb, None, ns - 1)
+    face = xp.where(north, quadrant, quadrant + 8)
+    ix = xp.where(north, ns - jb - 1, ja)
+    iy = xp.where(north, ns - ja - 1, jb)
     return face * (ns * ns) + _spread_bits(ix) + (_spread_bits(iy) << 1)
-
-
-def _where(c, a, b):
-    return torch.where(c, a, b) if isinstance(c, torch.Tensor) else np.where(c, a, b)
-
-
-def _clip_max(x, hi):
-    return torch.clamp(x, max=hi) if isinstance(x, torch.Tensor) else np.minimum(x, hi)
 
 
 class HealpixMesh:
@@ -112,16 +107,6 @@ class HealpixMesh:
     def xyz(self) -> np.ndarray:
         """(npix, 3) unit vectors of cell centres, float64."""
         return np.stack(healpy.pix2vec(self.nside, np.arange(self.npix), nest=True), axis=1)
-
-    @cached_property
-    def lat(self) -> np.ndarray:
-        """(npix,) cell-centre latitude, radians."""
-        return lat_lon_from_xyz(self.xyz)[0]
-
-    @cached_property
-    def lon(self) -> np.ndarray:
-        """(npix,) cell-centre longitude, radians in [-pi, pi]."""
-        return lat_lon_from_xyz(self.xyz)[1]
 
     @property
     def cell_area(self) -> float:
@@ -181,9 +166,6 @@ class HealpixMesh:
             coarse_pairs = neighbour_pairs(healpix_neighbours(self.nside >> k))
             parts.append(rep[coarse_pairs])
         return canonical_pairs(np.concatenate(parts), self.npix, f"HEALPix nside {self.nside} multiscale edges")
-
-    def describe_name(self) -> str:
-        return f"HEALPix nside {self.nside}"
 
 
 def healpix_neighbours(nside: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from earthgraph.graphs.sphere import circumcentres, great_circle_distance, lat_lon_from_xyz, normalise, spherical_triangle_area
+from earthgraph.graphs.sphere import circumcentres, great_circle_distance, normalise, spherical_triangle_area
 
 MAX_LEVEL = 10  # 10.5 million nodes
 
@@ -100,14 +100,6 @@ class IcosahedralMesh:
         if not 0 <= level <= self.level:
             raise ValueError(f"level {level} is not in [0, {self.level}]")
         return triangle_edges(self._levels[level])
-
-    @cached_property
-    def lat(self) -> np.ndarray:
-        return lat_lon_from_xyz(self.xyz)[0]
-
-    @cached_property
-    def lon(self) -> np.ndarray:
-        return lat_lon_from_xyz(self.xyz)[1]
 
     @cached_property
     def undirected_edges(self) -> np.ndarray:
@@ -196,6 +188,3 @@ class IcosahedralMesh:
         """Mean distance between neighbouring nodes, radians."""
         e = self.undirected_edges
         return float(great_circle_distance(self.xyz[e[:, 0]], self.xyz[e[:, 1]]).mean())
-
-    def describe_name(self) -> str:
-        return f"icosahedral level {self.level}"

@@ -71,7 +71,7 @@ def nearest_in_buckets(node_xyz: torch.Tensor, table: torch.Tensor, lookup_nside
     for s in range(0, len(lat), chunk):
         la, lo = lat[s:s + chunk], lon[s:s + chunk]
         cand = table[ang2pix_nested(lookup_nside, la, lo)]                       # (m, C)
-        p = lat_lon_to_xyz(la.double(), lo.double()).to(node_xyz.dtype)          # (m, 3)
+        p = lat_lon_to_xyz(la.double(), lo.double(), xp=torch).to(node_xyz.dtype)          # (m, 3)
         d2 = candidate_chords2(node_xyz, cand, p)                                 # (m, C)
         out[s:s + chunk] = torch.gather(cand, 1, d2.argmin(dim=1, keepdim=True)).squeeze(1)
     return out

@@ -70,7 +70,7 @@ def _joined(lat: dict[str, torch.Tensor], lon: dict[str, torch.Tensor]):
     """The sets' names, joined latitudes and longitudes, their unit positions, and point offsets."""
     names = list(lat)
     all_lat, all_lon = torch.cat([lat[n] for n in names]), torch.cat([lon[n] for n in names])
-    return names, all_lat, all_lon, lat_lon_to_xyz(all_lat, all_lon), _offsets([len(lat[n]) for n in names])
+    return names, all_lat, all_lon, lat_lon_to_xyz(all_lat, all_lon, xp=torch), _offsets([len(lat[n]) for n in names])
 
 
 def encoder_graph(lat: dict[str, torch.Tensor], lon: dict[str, torch.Tensor], mesh,

@@ -2,25 +2,30 @@
 
 Conventions: latitude and longitude in radians; positions are (..., 3) unit
 vectors with z along the north pole; distances are great-circle radians.
+
+Numpy/torch dual code, here and throughout earthgraph, is one function that takes
+the array namespace as ``xp``: ``numpy`` (the default) or ``torch``, as in
+:mod:`earthgraph.data.solar`. It computes in its inputs' dtype, on their device.
 """
 
 from __future__ import annotations
+
+from types import ModuleType
 
 import numpy as np
 import torch
 
 
-def xyz_from_lat_lon(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """(...) radians -> (..., 3) float64 unit vectors (numpy)."""
-    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
-    cl = np.cos(lat)
-    return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)], axis=-1)
+def lat_lon_to_xyz(lat, lon, xp: ModuleType = np):
+    """(...) latitudes and longitudes (radians) -> (..., 3) unit vectors, in the
+    inputs' dtype: numpy arrays (``xp=numpy``) or tensors (``xp=torch``)."""
+    cl = xp.cos(lat)
+    return xp.stack([cl * xp.cos(lon), cl * xp.sin(lon), xp.sin(lat)], axis=-1)
 
 
-def lat_lon_to_xyz(lat: torch.Tensor, lon: torch.Tensor) -> torch.Tensor:
-    """(n,) radians -> (n, 3) unit vectors in the input's dtype (torch)."""
-    cl = torch.cos(lat)
-    return torch.stack([cl * torch.cos(lon), cl * torch.sin(lon), torch.sin(lat)], dim=-1)
+def lat_lon_from_xyz(xyz, xp: ModuleType = np):
+    """(..., 3) unit vectors -> latitude, longitude in [-pi, pi] (radians), each (...)."""
+    return xp.arcsin(xp.clip(xyz[..., 2], -1.0, 1.0)), xp.arctan2(xyz[..., 1], xyz[..., 0])
 
 
 def candidate_chords2(node_xyz: torch.Tensor, candidates: torch.Tensor, points_xyz: torch.Tensor) -> torch.Tensor:
@@ -29,11 +34,6 @@ def candidate_chords2(node_xyz: torch.Tensor, candidates: torch.Tensor, points_x
     before squaring, so float32 resolves distances to ~1e-7 rad (a dot product would not)."""
     d2 = (node_xyz[candidates.clamp(min=0)] - points_xyz[:, None, :]).square().sum(-1)
     return torch.where(candidates >= 0, d2, torch.full_like(d2, torch.inf))
-
-
-def lat_lon_from_xyz(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 3) unit vectors -> latitude, longitude in [-pi, pi] (radians)."""
-    return np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0)), np.arctan2(xyz[..., 1], xyz[..., 0])
 
 
 def normalise(v: np.ndarray) -> np.ndarray:

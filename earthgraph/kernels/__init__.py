@@ -9,7 +9,7 @@ for the definitions.
 
 from earthgraph.kernels.backends import BACKENDS, check_backend, get_backend, set_backend, use_backend
 from earthgraph.kernels.ops import edge_layer, flux_scatter, gather, pair_difference, segment_sum
-from earthgraph.kernels.segment import segment_mean, segment_softmax
+from earthgraph.kernels.reductions import segment_mean, segment_softmax
 from earthgraph.kernels.segments import HalfEdges, Segments
 
 __all__ = [

@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.layers import MLP
 from earthgraph.processors.interaction import InteractionLayer
@@ -48,7 +49,8 @@ class GatedAnalysis(nn.Module):
     too (0: none).
     """
 
-    def __init__(self, latent_dim: int, hidden: int, layers: int = 1, edge_dim: int = 3, components: int = 0):
+    def __init__(self, latent_dim: int, hidden: int, layers: int = 1, edge_dim: int = EDGE_FEATURE_DIM,
+                 components: int = 0):
         super().__init__()
         self.candidate = MLP(2 * latent_dim, latent_dim, hidden)
         self.edge_embed = MLP(edge_dim, latent_dim, hidden) if layers else None

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.kernels import flux_scatter, gather, segment_sum
 from earthgraph.layers import MLP
@@ -97,7 +98,7 @@ class ConservativeTransport(nn.Module):
     ``pair_features_reverse``).
     """
 
-    def __init__(self, latent_dim: int, budgets: list[Budget], hidden: int, edge_dim: int = 3,
+    def __init__(self, latent_dim: int, budgets: list[Budget], hidden: int, edge_dim: int = EDGE_FEATURE_DIM,
                  substeps: int = 2, max_fraction: float = 0.5):
         super().__init__()
         self.budgets = budgets

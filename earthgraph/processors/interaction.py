@@ -12,6 +12,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.kernels import edge_layer, segment_sum
 from earthgraph.layers import MLP
@@ -59,8 +60,8 @@ class InteractionNetworkProcessor(nn.Module):
     ``checkpointing`` each layer's activations are recomputed in the backward pass
     instead of stored (less memory, about a third more compute)."""
 
-    def __init__(self, latent_dim: int, hidden: int, layers: int, forcing_dim: int, edge_feature_dim: int = 3,
-                 checkpointing: bool = False):
+    def __init__(self, latent_dim: int, hidden: int, layers: int, forcing_dim: int,
+                 edge_feature_dim: int = EDGE_FEATURE_DIM, checkpointing: bool = False):
         super().__init__()
         self.checkpointing = checkpointing
         self.edge_embed = MLP(edge_feature_dim, latent_dim, hidden)

@@ -14,6 +14,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.kernels import gather, segment_softmax, segment_sum
 from earthgraph.layers import MLP
@@ -53,7 +54,7 @@ class GraphTransformerProcessor(nn.Module):
     """``layers`` graph-transformer layers advancing the latents by one window."""
 
     def __init__(self, latent_dim: int, hidden: int, layers: int, forcing_dim: int, heads: int = 4,
-                 edge_feature_dim: int = 3, checkpointing: bool = False):
+                 edge_feature_dim: int = EDGE_FEATURE_DIM, checkpointing: bool = False):
         super().__init__()
         self.checkpointing = checkpointing
         self.forcing = MLP(latent_dim + forcing_dim, latent_dim, hidden)

@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from earthgraph.data.grid import regular_grid_degrees
 from earthgraph.data.obs_types import products_for
 from earthgraph.progress import clock
 
@@ -96,7 +97,7 @@ class ForecastMaps(L.Callback):
 
         self._validations += 1
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        dataset = getattr(trainer.datamodule, "_datasets", {}).get("val") if trainer.datamodule else None
+        dataset = getattr(trainer.datamodule, "datasets", {}).get("val") if trainer.datamodule else None
         if trainer.sanity_checking or not loggers or dataset is None or len(dataset.init_times) == 0:
             return
         if (self._validations - 1) % self.every or not trainer.is_global_zero:
@@ -123,8 +124,7 @@ def forecast_map_images(model, dataset, variables: list[str], lead_hours: float,
     from earthgraph.training.predict import forecast_on_grid
 
     products = tuple(p for p in products_for(model.schema) if p.variable in variables)
-    lat = np.arange(-90 + grid_degrees / 2, 90, grid_degrees)
-    lon = np.arange(0, 360, grid_degrees)
+    lat, lon = regular_grid_degrees(grid_degrees)
     was_training = model.training
     with torch.no_grad():
         ds = forecast_on_grid(model, dataset, dataset.init_times[:1], [lead_hours], lat, lon, products)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import lightning as L
 import numpy as np
@@ -164,6 +166,11 @@ class ObservationDataModule(L.LightningDataModule):
         self._sampler: ResumableShuffleSampler | None = None
         self._resume: dict | None = None
         self._tracked: dict[str, TrackedWindows] = {}
+
+    @property
+    def datasets(self) -> Mapping[str, WindowDataset]:
+        """The windows of each split set up so far (``train``, ``val``, ``test``, ``predict``), read-only."""
+        return MappingProxyType(self._datasets)
 
     def _dataset(self, period, stride_hours: float, dropout=None, max_targets=None,
                  targets_in_period: bool = True) -> WindowDataset:

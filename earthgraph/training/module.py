@@ -17,7 +17,7 @@ from earthgraph.training.epoch_means import EpochMeans
 from earthgraph.training.loss import observation_loss
 from earthgraph.training.rollout import parse_curriculum, rollout_windows
 from earthgraph.training.run_info import data_summary, git_revision, graph_summary
-from earthgraph.training.writers import observation_forecasts
+from earthgraph.training.obs_forecasts import observation_forecasts
 
 
 class ForecastModule(L.LightningModule):

@@ -19,13 +19,14 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from earthgraph.data.batch import ObsSet
+from earthgraph.data.batch import ObsSet, denormalise_and_clip
 from earthgraph.data.obs_types import Product, products_for
 from earthgraph.data.stations import StationList, read_stations
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows, windows_before
 from earthgraph.forecaster import GraphDOPForecaster, ModelState
 from earthgraph.progress import progress as report_progress
+from earthgraph.training.obs_forecasts import observation_forecasts, write_observation_forecasts
 
 Members = Literal["mean", "keep"]
 
@@ -144,9 +145,8 @@ def physical_values(pred: torch.Tensor, spec: dict, channel: int, members: Membe
     with ``members="keep"`` (``"mean"``: the ensemble mean)."""
     if pred.dim() == 3 and members == "mean":
         pred = pred.mean(dim=0)
-    pred = pred[..., channel].float().cpu().numpy()
-    value = pred * spec["std"][channel] + spec["mean"][channel]
-    return np.clip(value, spec["valid_min"][channel], spec["valid_max"][channel])
+    return denormalise_and_clip(pred[..., channel].float().cpu().numpy(), spec["mean"][channel],
+                                spec["std"][channel], spec["valid_min"][channel], spec["valid_max"][channel])
 
 
 @torch.no_grad()
@@ -325,11 +325,9 @@ def observation_forecast_store(module, store: ObservationStore, init_times: np.n
                                start_states: StartStates | None = None,
                                history_windows: dict[str, int] | None = None) -> Path:
     """Forecasts at every verifying observation of the windows up to the longest lead,
-    written as a forecast store (:mod:`earthgraph.training.writers`) at ``path``;
+    written as a forecast store (:mod:`earthgraph.training.obs_forecasts`) at ``path``;
     from ``start_states(times)`` (cycled analyses) where given. ``input_windows`` and
     ``history_windows``: the inputs the model was trained on (the data module's)."""
-    from earthgraph.training.writers import observation_forecasts, write_observation_forecasts
-
     model = module.model.eval()
     windows = max(1, math.ceil(max(leads_hours) / module.hparams.window_hours - 1e-9))
     dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, windows,

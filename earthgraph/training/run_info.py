@@ -36,7 +36,7 @@ def data_summary(datamodule) -> dict:
     if datamodule is None:
         return {}
     hp = datamodule.hparams
-    sizes = {split: len(ds) for split, ds in getattr(datamodule, "_datasets", {}).items()}
+    sizes = {split: len(ds) for split, ds in datamodule.datasets.items()}
     return {"store": str(hp.store), "train_period": list(hp.train_period), "val_period": list(hp.val_period),
             "window_hours": hp.window_hours, "rollout": hp.rollout, "input_windows": hp.input_windows,
             "batch_size": hp.batch_size, "types": sorted(datamodule.schema), "samples": sizes}
