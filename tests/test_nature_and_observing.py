@@ -1,8 +1,21 @@
+from dataclasses import fields, replace
+
 import numpy as np
 import pytest
 
 from earthgraph.data import obs_types
-from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, run_nature
+from earthgraph.data.nature_physics import (
+    SOIL_CAPACITY,
+    T_FREEZE_SEA,
+    T_MELT,
+    evaporation_and_precipitation,
+    runoff,
+    sea_ice,
+    snowmelt,
+    step,
+    water_total,
+)
+from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, make_planet, run_nature, spun_up_state
 from earthgraph.data.observing import ObservingConfig, ObservingNetwork
 from earthgraph.data.store import ObservationStore
 
@@ -30,6 +43,48 @@ def test_nature_run_covers_four_spheres_with_physical_values(nature):
 def test_water_budget_is_closed(nature):
     total = nature.water_total.values
     assert np.abs(total - total[0]).max() / abs(total[0]) < 1e-12
+
+
+WATER = ("vapour", "soil_water", "snow", "ice_volume", "ocean_freshwater")
+
+
+def test_every_step_that_moves_water_keeps_the_global_total():
+    """Each named water step, on a state where it has work to do (overfull buckets, melting
+    snow, a sea below freezing), moves water between components and loses none: a leak
+    would name its step."""
+    cfg = NatureRunConfig(nlat=16, nlon=32, days=1, spinup_days=5, seed=5)
+    planet = make_planet(cfg)
+    state, _ = spun_up_state(planet, cfg)
+    land, ocean = planet.land, planet.ocean
+    s = state.surface
+    s = replace(s, soil_water=np.where(land, 1.2 * SOIL_CAPACITY, 0.0), snow=np.where(land, 30.0, 0.0),
+                lst=np.where(land, T_MELT + 5.0, s.lst), sst=np.where(ocean, T_FREEZE_SEA - 0.5, s.sst))
+    dt = cfg.dt_minutes * 60.0
+    total = water_total(planet, s)
+    for name, advance in [("sea_ice", lambda s: sea_ice(planet, s, dt)),
+                          ("evaporation_and_precipitation", lambda s: evaporation_and_precipitation(planet, s, dt)),
+                          ("snowmelt", lambda s: snowmelt(planet, s, dt)),
+                          ("runoff", lambda s: runoff(planet, s))]:
+        after = advance(s)
+        moved = [k for k in WATER if not np.array_equal(getattr(after, k), getattr(s, k))]
+        assert len(moved) >= 2, f"{name} moved no water between components: {moved}"
+        assert abs(water_total(planet, after) - total) <= 1e-12 * total, name
+
+
+def test_a_step_leaves_the_state_it_is_given_untouched():
+    """Perfect-model forecasts branch from one state: a step must return a new state and
+    never write into the arrays of the one it was given."""
+    cfg = NatureRunConfig(nlat=16, nlon=32, days=1, spinup_days=1, seed=5)
+    planet = make_planet(cfg)
+    state, seconds = spun_up_state(planet, cfg)
+    before = {f.name: getattr(state.surface, f.name).copy() for f in fields(state.surface)}
+    vorticity = state.vorticity.copy()
+    after = step(planet, state, seconds, cfg.dt_minutes * 60.0)
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(state.surface, k), v, err_msg=k)
+        assert not np.array_equal(getattr(after.surface, k), v), f"{k} did not move: the test shows nothing"
+    np.testing.assert_array_equal(state.vorticity, vorticity)
+    assert not np.array_equal(after.vorticity, vorticity)
 
 
 def test_nature_run_is_deterministic_and_seed_dependent():
