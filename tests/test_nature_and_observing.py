@@ -16,7 +16,7 @@ from earthgraph.data.nature_physics import (
     water_total,
 )
 from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, make_planet, run_nature, spun_up_state
-from earthgraph.data.observing import ObservingConfig, ObservingNetwork
+from earthgraph.data.observing import OBSERVING_SYSTEMS, ObservingConfig, ObservingNetwork, clear_sky_skin
 from earthgraph.data.store import ObservationStore
 
 
@@ -104,7 +104,7 @@ def test_bad_nature_config_is_rejected():
 def test_observing_systems_sample_truth_with_declared_errors(nature):
     net = ObservingNetwork(nature, ObservingConfig(seed=0, scale=0.5))
     t0 = net.sampler.t_start + 86400
-    for name in net.SYSTEMS:
+    for name in OBSERVING_SYSTEMS:
         cols = net.observe(name, t0, t0 + 43200)
         ot = obs_types.get(name)
         n = len(cols["time"])
@@ -124,6 +124,18 @@ def test_observing_systems_sample_truth_with_declared_errors(nature):
     dep = cols["values"][:, 0] - truth
     assert abs(dep.std() - obs_types.DRIFTER.channels[0].error) < 0.05
     assert abs(dep.mean()) < 0.05
+
+
+def test_each_system_needs_no_variable_but_those_it_requires(nature):
+    """A system's ``requires`` is what decides whether it can observe a user's file: on a
+    truth holding only those variables (and the land-sea mask) it observes, and its type is
+    the registered one of its name."""
+    for name, system in OBSERVING_SYSTEMS.items():
+        assert obs_types.get(name) is system.obs_type
+        truth = nature[[*system.requires, "land_sea_mask"]]
+        net = ObservingNetwork(truth, ObservingConfig(seed=0, scale=0.3))
+        t0 = net.sampler.t_start + 86400
+        assert len(net.observe(name, t0, t0 + 21600)["time"]) > 0, name
 
 
 def test_a_surface_field_is_sampled_from_its_own_surface_right_up_to_the_coast(nature):
@@ -157,7 +169,7 @@ def test_a_surface_field_is_sampled_from_its_own_surface_right_up_to_the_coast(n
 def test_generated_store_holds_every_system(small_osse):
     out, summary = small_osse
     store = ObservationStore(out / "obs.zarr")
-    assert set(store.type_names) == set(ObservingNetwork.SYSTEMS)
+    assert set(store.type_names) == set(OBSERVING_SYSTEMS)
     for name in store.type_names:
         assert store.rows(name) == summary["counts"][name] > 0
     assert store.static()["land_sea_mask"].shape == (16, 32)
@@ -182,12 +194,12 @@ def test_microwave_imager_sees_surface_temperature_through_cloud(nature):
     assert abs(dep_l.std() - obs_types.MW_IMAGER.channel("lst").error) < 0.3
     assert abs(dep_s.std() - obs_types.MW_IMAGER.channel("sst").error) < 0.1
     # All-weather: it reports where the infrared imagers' clear-sky test fails.
-    cloudy = np.isnan(net._clear_sky_skin(t, lat, lon))
+    cloudy = np.isnan(clear_sky_skin(net.sampler, t, lat, lon))
     assert cloudy.sum() > 0.05 * len(t)
 
 
 def test_sun_synchronous_orbits_cross_the_equator_at_their_local_times():
-    from earthgraph.data.observing import polar_orbit_swaths
+    from earthgraph.data.observing_geometry import polar_orbit_swaths
 
     t0 = 1_600_000_000.0
     t, lat, lon, _ = polar_orbit_swaths(t0, t0 + 5 * 86400, crossing_hours=(13.5,), swath_half_width_km=0.0,
