@@ -4,8 +4,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
+from earthgraph.data.cli import main
 from earthgraph.data.store import ObservationStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +27,14 @@ def test_generate_command_writes_truth_and_observations(tmp_path):
     store = ObservationStore(out / "obs.zarr")
     assert store.attrs["provenance"]["nature_run"]["seed"] == 4
     assert {n: store.rows(n) for n in store.type_names} == summary["counts"]
+
+
+def test_generate_refuses_an_unknown_system_before_running_the_nature_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--out", str(tmp_path / "osse"), "--systems", "synop", "radar"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "invalid choice: 'radar'" in err and "soil_moisture" in err, err
+    assert not (tmp_path / "osse").exists()
 
 
 def test_ingest_command_reports_rejections_and_refuses_bad_units(tmp_path):

@@ -1,9 +1,22 @@
+from dataclasses import fields, replace
+
 import numpy as np
 import pytest
 
 from earthgraph.data import obs_types
-from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, run_nature
-from earthgraph.data.observing import ObservingConfig, ObservingNetwork
+from earthgraph.data.nature_physics import (
+    SOIL_CAPACITY,
+    T_FREEZE_SEA,
+    T_MELT,
+    evaporation_and_precipitation,
+    runoff,
+    sea_ice,
+    snowmelt,
+    step,
+    water_total,
+)
+from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, make_planet, run_nature, spun_up_state
+from earthgraph.data.observing import OBSERVING_SYSTEMS, ObservingConfig, ObservingNetwork, clear_sky_skin
 from earthgraph.data.store import ObservationStore
 
 
@@ -32,6 +45,48 @@ def test_water_budget_is_closed(nature):
     assert np.abs(total - total[0]).max() / abs(total[0]) < 1e-12
 
 
+WATER = ("vapour", "soil_water", "snow", "ice_volume", "ocean_freshwater")
+
+
+def test_every_step_that_moves_water_keeps_the_global_total():
+    """Each named water step, on a state where it has work to do (overfull buckets, melting
+    snow, a sea below freezing), moves water between components and loses none: a leak
+    would name its step."""
+    cfg = NatureRunConfig(nlat=16, nlon=32, days=1, spinup_days=5, seed=5)
+    planet = make_planet(cfg)
+    state, _ = spun_up_state(planet, cfg)
+    land, ocean = planet.land, planet.ocean
+    s = state.surface
+    s = replace(s, soil_water=np.where(land, 1.2 * SOIL_CAPACITY, 0.0), snow=np.where(land, 30.0, 0.0),
+                lst=np.where(land, T_MELT + 5.0, s.lst), sst=np.where(ocean, T_FREEZE_SEA - 0.5, s.sst))
+    dt = cfg.dt_minutes * 60.0
+    total = water_total(planet, s)
+    for name, advance in [("sea_ice", lambda s: sea_ice(planet, s, dt)),
+                          ("evaporation_and_precipitation", lambda s: evaporation_and_precipitation(planet, s, dt)),
+                          ("snowmelt", lambda s: snowmelt(planet, s, dt)),
+                          ("runoff", lambda s: runoff(planet, s))]:
+        after = advance(s)
+        moved = [k for k in WATER if not np.array_equal(getattr(after, k), getattr(s, k))]
+        assert len(moved) >= 2, f"{name} moved no water between components: {moved}"
+        assert abs(water_total(planet, after) - total) <= 1e-12 * total, name
+
+
+def test_a_step_leaves_the_state_it_is_given_untouched():
+    """Perfect-model forecasts branch from one state: a step must return a new state and
+    never write into the arrays of the one it was given."""
+    cfg = NatureRunConfig(nlat=16, nlon=32, days=1, spinup_days=1, seed=5)
+    planet = make_planet(cfg)
+    state, seconds = spun_up_state(planet, cfg)
+    before = {f.name: getattr(state.surface, f.name).copy() for f in fields(state.surface)}
+    vorticity = state.vorticity.copy()
+    after = step(planet, state, seconds, cfg.dt_minutes * 60.0)
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(state.surface, k), v, err_msg=k)
+        assert not np.array_equal(getattr(after.surface, k), v), f"{k} did not move: the test shows nothing"
+    np.testing.assert_array_equal(state.vorticity, vorticity)
+    assert not np.array_equal(after.vorticity, vorticity)
+
+
 def test_nature_run_is_deterministic_and_seed_dependent():
     cfg = dict(nlat=8, nlon=16, days=2, spinup_days=2)
     a = run_nature(NatureRunConfig(seed=1, **cfg)).air_temperature.values
@@ -49,7 +104,7 @@ def test_bad_nature_config_is_rejected():
 def test_observing_systems_sample_truth_with_declared_errors(nature):
     net = ObservingNetwork(nature, ObservingConfig(seed=0, scale=0.5))
     t0 = net.sampler.t_start + 86400
-    for name in net.SYSTEMS:
+    for name in OBSERVING_SYSTEMS:
         cols = net.observe(name, t0, t0 + 43200)
         ot = obs_types.get(name)
         n = len(cols["time"])
@@ -69,6 +124,18 @@ def test_observing_systems_sample_truth_with_declared_errors(nature):
     dep = cols["values"][:, 0] - truth
     assert abs(dep.std() - obs_types.DRIFTER.channels[0].error) < 0.05
     assert abs(dep.mean()) < 0.05
+
+
+def test_each_system_needs_no_variable_but_those_it_requires(nature):
+    """A system's ``requires`` is what decides whether it can observe a user's file: on a
+    truth holding only those variables (and the land-sea mask) it observes, and its type is
+    the registered one of its name."""
+    for name, system in OBSERVING_SYSTEMS.items():
+        assert obs_types.get(name) is system.obs_type
+        truth = nature[[*system.requires, "land_sea_mask"]]
+        net = ObservingNetwork(truth, ObservingConfig(seed=0, scale=0.3))
+        t0 = net.sampler.t_start + 86400
+        assert len(net.observe(name, t0, t0 + 21600)["time"]) > 0, name
 
 
 def test_a_surface_field_is_sampled_from_its_own_surface_right_up_to_the_coast(nature):
@@ -102,7 +169,7 @@ def test_a_surface_field_is_sampled_from_its_own_surface_right_up_to_the_coast(n
 def test_generated_store_holds_every_system(small_osse):
     out, summary = small_osse
     store = ObservationStore(out / "obs.zarr")
-    assert set(store.type_names) == set(ObservingNetwork.SYSTEMS)
+    assert set(store.type_names) == set(OBSERVING_SYSTEMS)
     for name in store.type_names:
         assert store.rows(name) == summary["counts"][name] > 0
     assert store.static()["land_sea_mask"].shape == (16, 32)
@@ -127,12 +194,12 @@ def test_microwave_imager_sees_surface_temperature_through_cloud(nature):
     assert abs(dep_l.std() - obs_types.MW_IMAGER.channel("lst").error) < 0.3
     assert abs(dep_s.std() - obs_types.MW_IMAGER.channel("sst").error) < 0.1
     # All-weather: it reports where the infrared imagers' clear-sky test fails.
-    cloudy = np.isnan(net._clear_sky_skin(t, lat, lon))
+    cloudy = np.isnan(clear_sky_skin(net.sampler, t, lat, lon))
     assert cloudy.sum() > 0.05 * len(t)
 
 
 def test_sun_synchronous_orbits_cross_the_equator_at_their_local_times():
-    from earthgraph.data.observing import polar_orbit_swaths
+    from earthgraph.data.observing_geometry import polar_orbit_swaths
 
     t0 = 1_600_000_000.0
     t, lat, lon, _ = polar_orbit_swaths(t0, t0 + 5 * 86400, crossing_hours=(13.5,), swath_half_width_km=0.0,

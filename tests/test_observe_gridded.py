@@ -19,7 +19,7 @@ from earthgraph.data import obs_types
 from earthgraph.data.cli import main
 from earthgraph.data.generate import observe_gridded
 from earthgraph.data.gridded import open_gridded, time_step_warning
-from earthgraph.data.observing import ObservingConfig, ObservingNetwork
+from earthgraph.data.observing import ObservingConfig, ObservingNetwork, systems_for
 from earthgraph.data.sampler import TruthSampler
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.store_writer import StoreWriter
@@ -105,7 +105,7 @@ def _observe_all_in_memory(truth: xr.Dataset, store: Path, config: ObservingConf
     network = ObservingNetwork(truth.load(), config)
     t0, t1 = network.sampler.t_start, network.sampler.t_end
     network.sampler.hold(t0, t1 + 1.0)
-    systems = ObservingNetwork.systems_for(truth)
+    systems = systems_for(truth)
     with StoreWriter(store, [obs_types.get(n) for n in systems]) as writer:
         writer.add_static(truth.latitude.values, truth.longitude.values,
                           {"land_sea_mask": truth["land_sea_mask"].values})

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from earthgraph.data.nature_run import T_FREEZE_SEA, VARIABLES, NatureRunConfig, make_planet, run_nature, spun_up_state
+from earthgraph.data.nature_physics import T_FREEZE_SEA
+from earthgraph.data.nature_run import VARIABLES, NatureRunConfig, make_planet, run_nature, spun_up_state
 from earthgraph.data.perfect_model import (
     TEMPERATURE_SCALE_K,
     nature_config_from_truth,
@@ -91,23 +92,27 @@ def test_chaotic_perfect_model_error_grows_with_lead():
 def test_perturbation_is_physically_valid_and_only_where_fields_exist():
     cfg = NatureRunConfig(atmosphere="waves", **TINY)
     planet = make_planet(cfg)
-    state, _ = spun_up_state(planet, cfg)
-    big = perturb_state(planet, state, 0.5, np.random.default_rng(0))  # 5 K noise: clipping must act
+    whole, _ = spun_up_state(planet, cfg)
+    assert whole.vorticity is None, "the waves' flow is prescribed: no vorticity to perturb"
+    state = whole.surface
+    big = perturb_state(planet, whole, 0.5, np.random.default_rng(0)).surface  # 5 K noise: clipping must act
     assert (big.vapour >= 0).all() and (big.vapour == 0).any()
     assert (big.sst[planet.ocean] >= T_FREEZE_SEA).all()
     np.testing.assert_array_equal(big.sst[planet.land], state.sst[planet.land])
     np.testing.assert_array_equal(big.lst[planet.ocean], state.lst[planet.ocean])
     assert (big.lst[planet.land] != state.lst[planet.land]).all()
-    for k in ("thermocline", "soil_water", "snow", "ice_volume", "ice_concentration", "ocean_freshwater", "vorticity"):
+    for k in ("thermocline", "soil_water", "snow", "ice_volume", "ice_concentration", "ocean_freshwater"):
         np.testing.assert_array_equal(getattr(big, k), getattr(state, k), err_msg=k)
-    small = perturb_state(planet, state, 0.01, np.random.default_rng(0))
+    small = perturb_state(planet, whole, 0.01, np.random.default_rng(0)).surface
     assert abs(np.std(small.air_temperature - state.air_temperature) - 0.01 * TEMPERATURE_SCALE_K) < 0.03
-    np.testing.assert_array_equal(perturb_state(planet, state, 0.0, None).air_temperature, state.air_temperature)
+    np.testing.assert_array_equal(perturb_state(planet, whole, 0.0, None).surface.air_temperature,
+                                  state.air_temperature)
 
     chaotic = NatureRunConfig(**TINY)
     planet = make_planet(chaotic)
     state, _ = spun_up_state(planet, chaotic)
     p = perturb_state(planet, state, 0.01, np.random.default_rng(0))
+    np.testing.assert_array_equal(p.surface.thermocline, state.surface.thermocline)
     g = planet.atmosphere.gaussian
     rel = np.sqrt(np.mean(g.synthesise(p.vorticity - state.vorticity) ** 2)
                   / np.mean(g.synthesise(state.vorticity) ** 2))

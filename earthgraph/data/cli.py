@@ -18,8 +18,8 @@ import time
 
 from earthgraph.data.generate import generate_osse
 from earthgraph.data.ingest import IngestError, TableSpec, ingest_tables
-from earthgraph.data.nature_run import NatureRunConfig
-from earthgraph.data.observing import ObservingConfig
+from earthgraph.data.nature_run import ATMOSPHERES, NatureRunConfig
+from earthgraph.data.observing import OBSERVING_SYSTEMS, ObservingConfig
 from earthgraph.data.statics import StaticsError, default_statics_dir, fetch_climt_statics
 from earthgraph.data.store import ObservationStore, StoreError
 from earthgraph.data.store_upgrade import upgrade_store
@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--statics", default=NatureRunConfig.statics,
                      help="synthetic (default: the same planet everywhere), climt (the real land-sea mask and "
                           "orography, fetched from PyPI when absent), or a folder of climt's files")
-    gen.add_argument("--atmosphere", default=NatureRunConfig.atmosphere, choices=("vorticity", "waves"),
-                     help="vorticity: chaotic barotropic model (default); waves: prescribed travelling waves")
-    gen.add_argument("--systems", nargs="+", default=None, metavar="SYSTEM",
-                     help="observing systems to run (default: all)")
+    gen.add_argument("--atmosphere", default=NatureRunConfig.atmosphere, choices=ATMOSPHERES,
+                     help="what drives the weather: vorticity, a chaotic barotropic vorticity model (default); "
+                          "waves, prescribed westerlies and travelling waves, smooth and not chaotic (quickstart)")
+    gen.add_argument("--systems", nargs="+", default=None, metavar="SYSTEM", choices=list(OBSERVING_SYSTEMS),
+                     help=f"observing systems to run, of {', '.join(OBSERVING_SYSTEMS)} (default: all)")
     _add_observe_parser(sub)
     fetch = sub.add_parser("fetch-statics", help="download the real land-sea mask and orography (climt, PyPI)")
     fetch.add_argument("--out", default=None, help=f"folder (default {default_statics_dir()})")
@@ -108,8 +109,10 @@ def _add_observe_parser(sub) -> None:
     obs.add_argument("--gridded", required=True, metavar="PATH_OR_URL",
                      help="zarr store or netCDF file (or fsspec URL)")
     obs.add_argument("--out", required=True, help="observation store to write")
+    # No argparse choices here: an unknown name is refused with the file's name, by observe_file.
     obs.add_argument("--systems", nargs="+", default=None, metavar="SYSTEM",
-                     help="observing systems to run (default: every one whose variables the file holds)")
+                     help=f"observing systems to run, of {', '.join(OBSERVING_SYSTEMS)} (default: every one whose "
+                          "variables the file holds)")
     obs.add_argument("--period", nargs=2, default=None, metavar=("START", "END"),
                      help="observe [START, END) of the file (ISO dates or times; default: all of it)")
     obs.add_argument("--obs-scale", type=_positive, default=1.0, help="multiplies every observing system's density")

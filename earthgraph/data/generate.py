@@ -20,7 +20,7 @@ from earthgraph.data.atomic import atomic_replace, sibling_path
 from earthgraph.data.gridded import (GriddedError, observing_period, open_gridded, time_step_warning,
                                      with_land_sea_mask)
 from earthgraph.data.nature_run import NatureRunConfig, run_nature
-from earthgraph.data.observing import ObservingConfig, ObservingNetwork
+from earthgraph.data.observing import OBSERVING_SYSTEMS, ObservingConfig, ObservingNetwork, systems_for
 from earthgraph.data.sampler import FIELD_DIMS
 from earthgraph.data.store_statics import store_statics
 from earthgraph.data.store_writer import StoreWriter
@@ -72,20 +72,21 @@ def _check_systems(truth: xr.Dataset, systems: tuple[str, ...] | None) -> tuple[
     """The systems to run (default: every one whose variables ``truth`` holds); KeyError naming the
     file for unknown systems or missing variables, GriddedError for a field the sampler cannot read."""
     file = truth.attrs.get("source_file", "the gridded truth")
-    available = ObservingNetwork.systems_for(truth)
+    available = systems_for(truth)
     if systems is None and not available:
-        needed = sorted({v for n in ObservingNetwork.SYSTEMS for v in ObservingNetwork.REQUIRES[n]})
+        needed = sorted({v for s in OBSERVING_SYSTEMS.values() for v in s.requires})
         raise KeyError(f"cannot observe {file}: no observing system finds its variables there; it has "
                        f"{sorted(map(str, truth.data_vars))}, the systems read {needed}")
     systems = available if systems is None else tuple(systems)
-    unknown = [n for n in systems if n not in ObservingNetwork.REQUIRES]
+    unknown = [n for n in systems if n not in OBSERVING_SYSTEMS]
     if unknown:
-        raise KeyError(f"cannot observe {file}: unknown system(s) {unknown}; known: {list(ObservingNetwork.SYSTEMS)}")
-    missing = {n: [v for v in ObservingNetwork.REQUIRES[n] if v not in truth.data_vars] for n in systems}
+        raise KeyError(f"cannot observe {file}: unknown system(s) {unknown}; known: {list(OBSERVING_SYSTEMS)}")
+    requires = {n: OBSERVING_SYSTEMS[n].requires for n in systems}
+    missing = {n: [v for v in requires[n] if v not in truth.data_vars] for n in systems}
     if any(missing.values()) or not systems:
         raise KeyError(f"cannot observe {file}: missing variables {({k: v for k, v in missing.items() if v})}; "
                        f"systems it supports: {list(available)}")
-    for name in sorted({v for n in systems for v in ObservingNetwork.REQUIRES[n]}):
+    for name in sorted({v for n in systems for v in requires[n]}):
         dims = truth[name].dims
         if set(dims) != set(FIELD_DIMS):
             raise GriddedError(f"{file}, variable {name!r}: dims {list(dims)}; the observing systems sample "

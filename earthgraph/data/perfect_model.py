@@ -4,7 +4,7 @@ In an OSSE the forecast model that made the truth is known, so the error left
 to a *perfect* model is the growth of its initial-state error alone. A
 perfect-model forecast starts, at each initialisation time, from the true
 state plus a small seeded perturbation and runs the nature run's own
-equations (:func:`earthgraph.data.nature_run.step`); its error against the
+equations (:func:`earthgraph.data.nature_physics.step`); its error against the
 truth at each lead is the bound no learned model should be expected to beat
 with initial states that uncertain.
 
@@ -47,17 +47,15 @@ scoring code.
 from __future__ import annotations
 
 import ast
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 
 import numpy as np
 import xarray as xr
 
+from earthgraph.data.nature_physics import T_FREEZE_SEA, NatureState, Planet
 from earthgraph.data.nature_run import (
-    T_FREEZE_SEA,
     VARIABLES,
     NatureRunConfig,
-    Planet,
-    SurfaceState,
     diagnose,
     integrate,
     make_planet,
@@ -109,32 +107,34 @@ def nature_config_from_truth(truth: xr.Dataset) -> NatureRunConfig:
         raise ValueError(f"truth attrs['config'] does not make a valid NatureRunConfig: {err}") from None
 
 
-def perturb_state(planet: Planet, state: SurfaceState, perturbation: float,
-                  rng: np.random.Generator) -> SurfaceState:
-    """A perturbed copy of ``state`` (see the module docstring for what and by how much).
+def perturb_state(planet: Planet, state: NatureState, perturbation: float,
+                  rng: np.random.Generator) -> NatureState:
+    """``state`` perturbed (see the module docstring for what and by how much).
 
-    ``perturbation``: the relative size ``p`` (dimensionless, >= 0); ``0`` returns an
-    unchanged copy and draws nothing. Surface fields are ``(nlat, nlon)`` on
-    ``planet.grid``; the vorticity is spectral. ``state`` itself is not modified.
-    Draws, in this order, the vorticity noise field (chaotic atmosphere only), then
-    one ``(nlat, nlon)`` standard normal field each for air temperature, vapour, SST
-    and LST.
+    ``perturbation``: the relative size ``p`` (dimensionless, >= 0); ``0`` returns
+    ``state`` and draws nothing. Surface fields are ``(nlat, nlon)`` on
+    ``planet.grid``; the vorticity is spectral. States are immutable: ``state`` is
+    left as it was. Draws, in this order, the vorticity noise field (chaotic
+    atmosphere only), then one ``(nlat, nlon)`` standard normal field each for air
+    temperature, vapour, SST and LST.
     """
-    s = state.copy()
     if perturbation == 0:
-        return s
-    if planet.waves is None:
+        return state
+    vorticity = state.vorticity
+    if vorticity is not None:
         g = planet.atmosphere.gaussian
         noise = g.analyse(rng.standard_normal((g.nlat, g.nlon)))
-        s.vorticity = s.vorticity + scaled_to_grid_rms(g, noise, perturbation * grid_rms(g, s.vorticity))
+        vorticity = vorticity + scaled_to_grid_rms(g, noise, perturbation * grid_rms(g, vorticity))
+    s = state.surface
     shape = s.air_temperature.shape
     sigma = perturbation * TEMPERATURE_SCALE_K
     n_air, n_vap, n_sst, n_lst = (rng.standard_normal(shape) for _ in range(4))
-    s.air_temperature = s.air_temperature + sigma * n_air
-    s.vapour = np.maximum(s.vapour * (1.0 + perturbation * n_vap), 0.0)
-    s.sst = np.where(planet.ocean, np.maximum(s.sst + sigma * n_sst, T_FREEZE_SEA), s.sst)
-    s.lst = np.where(planet.land, s.lst + sigma * n_lst, s.lst)
-    return s
+    surface = replace(
+        s, air_temperature=s.air_temperature + sigma * n_air,
+        vapour=np.maximum(s.vapour * (1.0 + perturbation * n_vap), 0.0),
+        sst=np.where(planet.ocean, np.maximum(s.sst + sigma * n_sst, T_FREEZE_SEA), s.sst),
+        lst=np.where(planet.land, s.lst + sigma * n_lst, s.lst))
+    return NatureState(surface, vorticity)
 
 
 def _lead_steps(config: NatureRunConfig, leads_hours) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +156,60 @@ def _lead_steps(config: NatureRunConfig, leads_hours) -> tuple[np.ndarray, np.nd
     return deltas, np.array(steps, dtype=np.int64)
 
 
+def _init_steps(config: NatureRunConfig, init_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) init times as datetime64[ns] and as model steps after ``config.start``; ValueError
+    for an empty list, repeats, or a time off the truth's time axis."""
+    inits = np.asarray(init_times).astype("datetime64[ns]").reshape(-1)
+    if inits.size == 0:
+        raise ValueError("perfect_model_forecast: init_times is empty")
+    if len(np.unique(inits)) != len(inits):
+        raise ValueError("perfect_model_forecast: init_times has repeats")
+    truth_times = output_times(config).astype("datetime64[ns]")
+    position = {t: n for n, t in enumerate(truth_times.astype(np.int64).tolist())}  # ns since 1970 -> index
+    every = steps_per_output(config)
+    init_steps = np.empty(len(inits), dtype=np.int64)
+    for i, t in enumerate(inits):
+        n = None if np.isnat(t) else position.get(int(t.astype(np.int64)))
+        if n is None:
+            raise ValueError(f"perfect_model_forecast: init time {t} is not on the truth's time axis "
+                             f"({truth_times[0]} to {truth_times[-1]} every {config.output_hours} h)")
+        init_steps[i] = n * every
+    return inits, init_steps
+
+
+def _branch_forecasts(planet: Planet, config: NatureRunConfig, inits: np.ndarray, init_steps: np.ndarray,
+                      lead_steps: np.ndarray, perturbation: float, seed: int,
+                      names: list[str]) -> dict[str, np.ndarray]:
+    """Each variable's (N, L, nlat, nlon) forecasts, in ``config.output_dtype``: the truth's
+    trajectory integrated once, a perturbed branch run from each init to the largest lead."""
+    out = {k: np.empty((len(inits), len(lead_steps), config.nlat, config.nlon), dtype=np.dtype(config.output_dtype))
+           for k in names}
+    max_steps = int(lead_steps.max())
+    at_step = {}  # lead step count -> indices into the leads
+    for j, n in enumerate(lead_steps.tolist()):
+        at_step.setdefault(n, []).append(j)
+
+    # The unperturbed trajectory, exactly as run_nature integrates it, branching at each init.
+    truth_start = output_times(config).astype("datetime64[ns]")[0]
+    state, seconds = spun_up_state(planet, config)
+    done = 0  # steps since start
+    for i in np.argsort(init_steps, kind="stable"):
+        state, seconds = integrate(planet, state, seconds, int(init_steps[i]) - done, config)
+        done = int(init_steps[i])
+        since_start = int((inits[i] - truth_start) // np.timedelta64(1, "s"))
+        rng = np.random.default_rng([int(seed), since_start])
+        branch, clock = perturb_state(planet, state, perturbation, rng), seconds
+        for n in range(max_steps + 1):
+            if n > 0:
+                branch, clock = integrate(planet, branch, clock, 1, config)
+            if n in at_step:
+                fields_now = diagnose(planet, branch, clock)
+                for j in at_step[n]:
+                    for k in names:
+                        out[k][i, j] = fields_now[k]
+    return out
+
+
 def perfect_model_forecast(config: NatureRunConfig, init_times: np.ndarray, leads_hours: list[float],
                            perturbation: float = DEFAULT_PERTURBATION, seed: int = 0,
                            variables: list[str] | None = None) -> xr.Dataset:
@@ -166,8 +220,9 @@ def perfect_model_forecast(config: NatureRunConfig, init_times: np.ndarray, lead
     and every ``output_hours`` after it), no repeats. ``leads_hours``: lead times in
     hours, non-negative multiples of ``dt_minutes``, no repeats, kept in the order
     given; ``init + lead`` may reach past the end of the run (the nature run's model
-    carries on; there is no truth there to verify against). ``perturbation``: relative size of the initial perturbation (see the
-    module docstring; 0 reproduces the truth bit for bit). ``seed``: non-negative
+    carries on; there is no truth there to verify against). ``perturbation``: relative
+    size of the initial perturbation (see the module docstring; 0 reproduces the truth
+    bit for bit). ``seed``: non-negative
     integer seed of the perturbations. ``variables``: names from
     :data:`~earthgraph.data.nature_run.VARIABLES` (default all).
 
@@ -190,49 +245,9 @@ def perfect_model_forecast(config: NatureRunConfig, init_times: np.ndarray, lead
     if unknown or not names:
         raise ValueError(f"perfect_model_forecast: unknown variables {unknown}; the nature run has {list(VARIABLES)}")
     deltas, lead_steps = _lead_steps(config, leads_hours)
-
-    inits = np.asarray(init_times).astype("datetime64[ns]").reshape(-1)
-    if inits.size == 0:
-        raise ValueError("perfect_model_forecast: init_times is empty")
-    if len(np.unique(inits)) != len(inits):
-        raise ValueError("perfect_model_forecast: init_times has repeats")
-    truth_times = output_times(config).astype("datetime64[ns]")
-    position = {t: n for n, t in enumerate(truth_times.astype(np.int64).tolist())}  # ns since 1970 -> index
-    run_end = truth_times[-1]
-    every = steps_per_output(config)
-    init_steps = np.empty(len(inits), dtype=np.int64)
-    for i, t in enumerate(inits):
-        n = None if np.isnat(t) else position.get(int(t.astype(np.int64)))
-        if n is None:
-            raise ValueError(f"perfect_model_forecast: init time {t} is not on the truth's time axis "
-                             f"({truth_times[0]} to {run_end} every {config.output_hours} h)")
-        init_steps[i] = n * every
-
+    inits, init_steps = _init_steps(config, init_times)
     planet = make_planet(config)
-    dtype = np.dtype(config.output_dtype)
-    out = {k: np.empty((len(inits), len(deltas), config.nlat, config.nlon), dtype=dtype) for k in names}
-    max_steps = int(lead_steps.max())
-    at_step = {}  # lead step count -> indices into the leads
-    for j, n in enumerate(lead_steps.tolist()):
-        at_step.setdefault(n, []).append(j)
-
-    # The unperturbed trajectory, exactly as run_nature integrates it, branching at each init.
-    state, seconds = spun_up_state(planet, config)
-    done = 0  # steps since start
-    for i in np.argsort(init_steps, kind="stable"):
-        state, seconds = integrate(planet, state, seconds, int(init_steps[i]) - done, config)
-        done = int(init_steps[i])
-        since_start = int((inits[i] - truth_times[0]) // np.timedelta64(1, "s"))
-        rng = np.random.default_rng([int(seed), since_start])
-        branch, clock = perturb_state(planet, state, perturbation, rng), seconds
-        for n in range(max_steps + 1):
-            if n > 0:
-                branch, clock = integrate(planet, branch, clock, 1, config)
-            if n in at_step:
-                fields_now = diagnose(planet, branch, config.mixed_layer_depth_m, clock)
-                for j in at_step[n]:
-                    for k in names:
-                        out[k][i, j] = fields_now[k]
+    out = _branch_forecasts(planet, config, inits, init_steps, lead_steps, perturbation, seed, names)
 
     grid = planet.grid
     dims = ("time", "prediction_timedelta", "latitude", "longitude")

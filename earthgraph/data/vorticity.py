@@ -189,11 +189,6 @@ class BarotropicModel:
         return synthesis_table(legendre_table(mu, t)), synthesis_table(legendre_derivative_table(mu, t))
 
 
-def default_truncation(nlon: int) -> int:
-    """Largest triangular truncation free of quadratic aliasing on ``nlon`` longitudes."""
-    return (nlon - 1) // 3
-
-
 def spin_up_noise(model: BarotropicModel, seed: int, amplitude: float) -> np.ndarray:
     """Seeded small-scale vorticity noise (s-1 rms on the grid) that breaks the jets' symmetry."""
     rng = np.random.default_rng(seed + 31337)
