@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from earthgraph.data.grid import EARTH_RADIUS
-from earthgraph.graphs.sphere import lat_lon_from_xyz, normalise, xyz_from_lat_lon
+from earthgraph.graphs.sphere import lat_lon_from_xyz, lat_lon_to_xyz, normalise
 
 SIDEREAL_DAY = 86164.1  # s
 YEAR_SECONDS = 365.2422 * 86400.0  # s, the tropical year
@@ -38,7 +38,7 @@ def random_points_on_sphere(rng: np.random.Generator, n: int) -> tuple[np.ndarra
 
 def unit_vectors(lat_deg, lon_deg) -> np.ndarray:
     """(..., 3) unit vectors of points at ``lat_deg``, ``lon_deg`` (degrees)."""
-    return xyz_from_lat_lon(np.radians(lat_deg), np.radians(lon_deg))
+    return lat_lon_to_xyz(np.radians(lat_deg), np.radians(lon_deg))
 
 
 def lat_lon_deg(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
