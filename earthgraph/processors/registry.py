@@ -39,6 +39,21 @@ class CustomProcessor:
     class_path: str
     init_args: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def parse(cls, value: Any) -> "CustomProcessor":
+        """``{class_path: ..., init_args: {...}}`` (as a config gives it) -> a CustomProcessor whose
+        class imports, so that a wrong path is refused when the config is parsed; a ValueError
+        names what is wrong."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict) or "class_path" not in value or set(value) - {"class_path", "init_args"}:
+            raise ValueError(f"expected {{class_path: package.module.Class, init_args: {{...}}}}, got {value!r}")
+        init_args = value.get("init_args") or {}
+        if not isinstance(init_args, dict):
+            raise ValueError(f"processor.init_args: expected a mapping, got {init_args!r}")
+        processor_class(str(value["class_path"]))
+        return cls(str(value["class_path"]), dict(init_args))
+
 
 ProcessorChoice = Union[ProcessorName, CustomProcessor]
 
@@ -67,7 +82,7 @@ def build_processor(choice: ProcessorChoice, latent_dim: int, hidden_dim: int, l
         return GraphTransformerProcessor(latent_dim, hidden_dim, layers, forcing_dim, heads=attention_heads,
                                          checkpointing=checkpointing)
     if isinstance(choice, dict):  # as a config file gives it, before it is parsed into the dataclass
-        choice = CustomProcessor(**choice)
+        choice = CustomProcessor.parse(choice)
     if not isinstance(choice, CustomProcessor):
         raise ValueError(f"unknown processor {choice!r}; expected 'interaction', 'transformer' or "
                          "{class_path: package.module.Class, init_args: {...}}")

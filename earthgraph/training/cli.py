@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
+from jsonargparse.typing import register_type
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
+from earthgraph.processors.registry import CustomProcessor
 from earthgraph.training import threads
 from earthgraph.training.callbacks import PeriodicCheckpoint
 from earthgraph.training.checkpoint_format import load_weights, newest_intact, read_checkpoint
@@ -15,6 +18,10 @@ from earthgraph.training.config_checks import check_config
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.writers import ForecastWriter
+
+# `model.processor: {class_path, init_args}` is a user's processor for build_processor to build with
+# the model's sizes, not a class for jsonargparse to instantiate: parsed (and its class imported) as data.
+register_type(CustomProcessor, serializer=dataclasses.asdict, deserializer=CustomProcessor.parse)
 
 # Top-level options of `train.py predict` that configure its ForecastWriter's station forecasts.
 STATION_OPTIONS = {"stations": "stations", "station_variables": "station_variables",

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.processors.registry import ProcessorChoice
 from earthgraph.training.checkpoint_format import read_checkpoint, stamp
 from earthgraph.training.cycling import ReplayBuffer, cold_start, cycled_predictions
 from earthgraph.training.epoch_means import EpochMeans
@@ -34,7 +35,7 @@ class ForecastModule(L.LightningModule):
                  encoder_neighbours: bool = True, mesh: Literal["healpix", "icosahedral"] = "healpix", mesh_level: int = 4,
                  multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
                  budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
-                 processor: Literal["interaction", "transformer"] = "interaction", attention_heads: int = 4,
+                 processor: ProcessorChoice = "interaction", attention_heads: int = 4,
                  activation_checkpointing: bool = False,
                  max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
                  rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
