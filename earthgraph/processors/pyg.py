@@ -119,7 +119,7 @@ class PyGProcessor(nn.Module):
     """
 
     def __init__(self, latent_dim: int, hidden_dim: int, layers: int, forcing_dim: int, conv: str = "GATConv",
-                 conv_args: dict[str, Any] | None = None, edge_feature_dim: int = 3):
+                 conv_args: dict[str, Any] | None = None, edge_feature_dim: int = EDGE_FEATURE_DIM):
         super().__init__()
         cls = conv_class(conv)
         kwargs = conv_arguments(cls, latent_dim, edge_feature_dim, dict(conv_args or {}))
