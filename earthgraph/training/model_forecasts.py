@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
+from lightning.pytorch.core.saving import _load_state
+from lightning.pytorch.utilities.migration import migrate_checkpoint
 
 from earthgraph.data.obs_types import Product, products_for
 from earthgraph.data.stations import station_list
@@ -67,17 +69,19 @@ class TrainedSetup:
 
 def module_and_setup(checkpoint: dict) -> tuple[ForecastModule, TrainedSetup]:
     """The :class:`ForecastModule` of a checkpoint read by ``read_checkpoint`` (its
-    weights loaded, on the CPU) and its :class:`TrainedSetup`.
+    weights loaded strictly, on the CPU) and its :class:`TrainedSetup`, without reading
+    the file again.
 
     The one place that reads the checkpoint's hyperparameters: the module's
-    (``hyper_parameters``, its ``__init__`` arguments) and the data module's
-    (``datamodule_hyper_parameters``). As Lightning's ``load_from_checkpoint``
-    does: the module built from its saved arguments, then every weight loaded
-    strictly; without reading the file again."""
+    (``hyper_parameters``, its ``__init__`` arguments, built as ``train.py`` built them:
+    through the CLI's instantiator where one is recorded) and the data module's
+    (``datamodule_hyper_parameters``)."""
     hparams = checkpoint["hyper_parameters"]
     data = checkpoint.get("datamodule_hyper_parameters", {})
-    module = ForecastModule(**hparams)
-    module.load_state_dict(checkpoint["state_dict"])
+    migrate_checkpoint(checkpoint)  # Lightning's own upgrades of checkpoints of older Lightning versions
+    # What LightningModule.load_from_checkpoint runs once it has read the file: its one
+    # reader of a checkpoint dict (the instantiator allowlist, strict loading, hooks).
+    module = _load_state(ForecastModule, checkpoint)
     setup = TrainedSetup(window_hours=hparams["window_hours"], input_windows=int(data.get("input_windows", 1)),
                          history_windows=data.get("history_windows") or None,
                          test_period=_period(data.get("test_period")), train_period=_period(data.get("train_period")))
