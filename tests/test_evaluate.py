@@ -325,3 +325,26 @@ def test_the_console_script_python_m_and_the_shim_run_and_bad_input_ends_in_one_
     assert "Traceback" not in refused.stderr and not out.exists()
     wrong = command(str(root / "evaluate.py"), *given, "--checkpoint", "x.ckpt")
     assert wrong.returncode == 2 and "give --checkpoint or --forecast, not both" in wrong.stderr
+
+
+def test_a_checkpoint_is_read_once_into_the_module_lightning_loads(monkeypatch):
+    """load_forecaster reads the file once (through its format) and builds the module that
+    ForecastModule.load_from_checkpoint builds: the same weights and hyperparameters."""
+    from pathlib import Path
+
+    import torch
+
+    from earthgraph.training.model_forecasts import load_forecaster
+    from earthgraph.training.module import ForecastModule
+
+    path = Path(__file__).resolve().parent / "fixtures" / "checkpoint-format-1" / "model.ckpt"
+    reads, torch_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: reads.append(f) or torch_load(f, *a, **k))
+    module, setup = load_forecaster(path, "cpu")
+    assert reads == [path]
+    monkeypatch.undo()
+    reference = ForecastModule.load_from_checkpoint(path, map_location="cpu")
+    ours, theirs = module.state_dict(), reference.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert dict(module.hparams) == dict(reference.hparams)
+    assert setup.window_hours == reference.hparams.window_hours and setup.train_period == ("2020-03-01", "2020-03-05")

@@ -103,9 +103,9 @@ def open_forecast(options: EvaluationOptions) -> Forecast:
     """A --forecast zarr (its variables in a fixed order: zarr 3 lists them in a varying one)."""
     inputs = options.inputs
     data = open_zarr(inputs.forecast, "forecast", inputs.storage_options)
-    store = inputs.store and require(inputs.store, "observation store", inputs.storage_options)
+    store = require(inputs.store, "observation store", inputs.storage_options) if inputs.store else None
     return Forecast(inputs.forecast_name, data[sorted(data.data_vars)], f"forecast {inputs.forecast}",
-                    options.verification.period, options.climatology.period, grid_store=store or None)
+                    options.verification.period, options.climatology.period, grid_store=store)
 
 
 def select_forecast(fc: xr.Dataset, source: str, verification: Verification, from_checkpoint: bool,

@@ -5,8 +5,8 @@ dask.distributed cluster; then the notes that explain every score that is not fi
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import xarray as xr
