@@ -178,7 +178,7 @@ def test_a_cycling_model_trains_through_lightning_from_its_replay_buffer(small_o
 
 
 def test_evaluate_scores_the_cycled_system_beside_its_memoryless_self(small_osse, tmp_path):
-    import evaluate
+    from earthgraph.evaluate.cli import run
 
     out, _ = small_osse
     L.seed_everything(0)
@@ -188,9 +188,9 @@ def test_evaluate_scores_the_cycled_system_beside_its_memoryless_self(small_osse
     trainer = _trainer(3, limit_val_batches=0)
     trainer.fit(module, dm)
     trainer.save_checkpoint(tmp_path / "cycled.ckpt")
-    table = evaluate.main(["--checkpoint", str(tmp_path / "cycled.ckpt"), "--data-dir", str(out), "--out",
-                           str(tmp_path), "--diagnostic-days", "3", "--spin-up-days", "2", "--no-obs-space",
-                           "--baselines", "persistence"])
+    table = run(["--checkpoint", str(tmp_path / "cycled.ckpt"), "--data-dir", str(out), "--out",
+                 str(tmp_path), "--diagnostic-days", "3", "--spin-up-days", "2", "--no-obs-space",
+                 "--baselines", "persistence"]).table
     rmse = table[(table.metric == "rmse") & (table.region == "global") & (table.variable == "air_temperature")]
     by = rmse.pivot_table(index="lead_hours", columns="forecast", values="value")
     assert {"earthgraph", "earthgraph_memoryless", "persistence"} <= set(by.columns)

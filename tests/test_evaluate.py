@@ -1,4 +1,4 @@
-"""evaluate.py end to end: a tiny trained model and a foreign WB2-layout ensemble
+"""earthgraph-evaluate (evaluate.py) end to end: a tiny trained model and a foreign WB2-layout ensemble
 forecast, scored against the nature run, checked against hand computations."""
 
 import json
@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import evaluate
+from earthgraph.evaluate import EvaluationError
+from earthgraph.evaluate.cli import main, parse_options, run
 from earthgraph.scoring.areas import latitude_weights
 
 
@@ -30,8 +31,8 @@ def scored(small_osse, tmp_path_factory):
                         limit_val_batches=0, accelerator="cpu")
     trainer.fit(module, dm)
     trainer.save_checkpoint(work / "model.ckpt")
-    table = evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(work),
-                           "--diagnostic-days", "6", "--wandb-dir", str(work / "wb"), "--device", "cpu"])
+    table = run(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(work),
+                 "--diagnostic-days", "6", "--wandb-dir", str(work / "wb"), "--device", "cpu"]).table
     return out, work, table
 
 
@@ -159,10 +160,10 @@ def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
     members = [base + xr.DataArray(rng.normal(scale=0.5, size=shape), dims=dims) for _ in range(3)]
     fc = xr.concat(members, dim="realization").transpose("time", "prediction_timedelta", "realization", ...)
     fc.to_zarr(tmp_path / "other_model.zarr", consolidated=False)
-    table = evaluate.main(["--forecast", str(tmp_path / "other_model.zarr"), "--truth", str(out / "truth.zarr"),
-                           "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res"),
-                           "--baselines", "persistence", "--regions", "global", "tropics",
-                           "--store", str(out / "obs.zarr")])
+    table = run(["--forecast", str(tmp_path / "other_model.zarr"), "--truth", str(out / "truth.zarr"),
+                 "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res"),
+                 "--baselines", "persistence", "--regions", "global", "tropics",
+                 "--store", str(out / "obs.zarr")]).table
     res = xr.open_dataset(tmp_path / "res" / "scores" / "other_model.nc")
     assert {"crps", "ensemble_mean_rmse", "spread", "spread_skill_ratio"} <= set(res.metric.values)
     assert res["wind_vector"].dims == ("metric", "region", "lead_time")
@@ -178,27 +179,29 @@ def test_a_foreign_wb2_ensemble_forecast_is_scored(small_osse, tmp_path):
     assert ((synop.rmse > 0.3) & (synop.rmse < 3.0)).all()  # the observation error (1 K) and the noise
     # A forecast on another grid is refused with the file and coordinate named.
     fc.isel(latitude=slice(2, None)).to_zarr(tmp_path / "cut.zarr", consolidated=False)
-    with pytest.raises(SystemExit, match="cut.zarr: 14 latitude values, .*truth.zarr has 16"):
-        evaluate.main(["--forecast", str(tmp_path / "cut.zarr"), "--truth", str(out / "truth.zarr"),
+    with pytest.raises(EvaluationError, match="cut.zarr: 14 latitude values, .*truth.zarr has 16"):
+        run(["--forecast", str(tmp_path / "cut.zarr"), "--truth", str(out / "truth.zarr"),
                        "--climatology-period", "2020-03-01", "2020-03-12", "--out", str(tmp_path / "res2")])
 
 
 def test_the_model_runs_on_the_device_asked_for_and_a_missing_one_is_named(scored, tmp_path):
     import torch
 
+    from earthgraph.training.model_forecasts import DeviceUnavailableError, model_device
+
     out, work, _ = scored  # made with --device cpu
-    assert evaluate.model_device("cpu") == torch.device("cpu")
-    assert evaluate.model_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(evaluate.DeviceUnavailableError, match=r"--device cuda:99: this machine has \d+ CUDA device"):
-        evaluate.model_device("cuda:99")
+    assert model_device("cpu") == torch.device("cpu")
+    assert model_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceUnavailableError, match=r"--device cuda:99: this machine has \d+ CUDA device"):
+        model_device("cuda:99")
     if not torch.cuda.is_available():
-        with pytest.raises(evaluate.DeviceUnavailableError, match="--device cuda: this machine has 0 CUDA device"):
-            evaluate.model_device("cuda")
-    with pytest.raises(SystemExit, match="--device cuda:99: this machine has"):
-        evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(tmp_path),
+        with pytest.raises(DeviceUnavailableError, match="--device cuda: this machine has 0 CUDA device"):
+            model_device("cuda")
+    with pytest.raises(EvaluationError, match="--device cuda:99: this machine has"):
+        run(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(out), "--out", str(tmp_path),
                        "--device", "cuda:99"])
     with pytest.raises(SystemExit):  # not a device: argparse says which are
-        evaluate.parse_args(["--device", "gpu"])
+        parse_options(["--device", "gpu"])
 
 
 def test_latitude_weights_used_are_wb2s():
@@ -210,7 +213,7 @@ def test_latitude_weights_used_are_wb2s():
 
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
-        evaluate.main(["--help"])
+        main(["--help"])
     text = capsys.readouterr().out
     for option in ("--checkpoint", "--forecast", "--truth", "--climatology", "--regions", "--baselines",
                    "--diagnostic-days", "--wandb-dir", "scores/<forecast>.nc", "obs_space.csv", "scorecard.png",
@@ -227,10 +230,10 @@ def test_a_checkpoint_is_verified_at_the_stations_of_a_store_without_a_gridded_t
     from earthgraph.scoring.station_obs import observations_from_store
 
     out, work, _ = scored
-    evaluate.main(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(tmp_path / "no_truth_here"),
-                   "--store", str(out / "obs.zarr"), "--stations-obs", str(out / "obs.zarr"),
-                   "--stations-variables", "air_temperature", "--by", "init", "--leads", "12", "24",
-                   "--bootstrap-resamples", "200", "--out", str(tmp_path / "st")])
+    run(["--checkpoint", str(work / "model.ckpt"), "--data-dir", str(tmp_path / "no_truth_here"),
+         "--store", str(out / "obs.zarr"), "--stations-obs", str(out / "obs.zarr"),
+         "--stations-variables", "air_temperature", "--by", "init", "--leads", "12", "24",
+         "--bootstrap-resamples", "200", "--out", str(tmp_path / "st")])
     table = pd.read_csv(tmp_path / "st" / "station_scores.csv", dtype={"station": str})
     assert set(table.forecast) == {"earthgraph", "persistence", "climatology"}
     glob = table[(table.region == "global") & table.reference.isna()]
@@ -274,9 +277,9 @@ def test_a_gridded_forecast_is_interpolated_to_the_stations_of_a_parquet_table(s
         rows += [{"station": f"S{i:02d}", "time": time, "variable": "air_temperature", "value": float(v),
                   "lat": lat[i], "lon": lon[i]} for i, v in enumerate(value.values) if np.isfinite(v)]
     pd.DataFrame(rows).to_parquet(tmp_path / "obs.parquet")
-    evaluate.main(["--forecast", str(tmp_path / "fc.zarr"), "--data-dir", str(tmp_path / "none"),
-                   "--stations-obs", str(tmp_path / "obs.parquet"), "--interpolation", "nearest", "bilinear",
-                   "--bootstrap-resamples", "100", "--out", str(tmp_path / "st")])
+    run(["--forecast", str(tmp_path / "fc.zarr"), "--data-dir", str(tmp_path / "none"),
+         "--stations-obs", str(tmp_path / "obs.parquet"), "--interpolation", "nearest", "bilinear",
+         "--bootstrap-resamples", "100", "--out", str(tmp_path / "st")])
     table = pd.read_parquet(tmp_path / "st" / "station_scores.parquet")
     rmse = table[(table.region == "global") & (table.metric == "rmse") & table.reference.isna()]
     by = rmse.groupby("forecast").value.mean()
@@ -284,3 +287,64 @@ def test_a_gridded_forecast_is_interpolated_to_the_stations_of_a_parquet_table(s
     # Bilinear interpolation of the truth reproduces xarray's bilinear observations away from the
     # poles, to rounding (NaN-free field); nearest cannot.
     assert by["fc_bilinear"] < 1e-3 < by["fc_nearest"] < by["persistence"]
+
+
+def test_the_console_script_python_m_and_the_shim_run_and_bad_input_ends_in_one_named_exit(tmp_path, capsys):
+    """earthgraph-evaluate (pyproject's entry point), python -m earthgraph.evaluate and python
+    evaluate.py are one command: a missing input ends it with exit status 1 and one line naming
+    the input and its path, no traceback and no --out left behind; a wrong command line, 2."""
+    import importlib
+    import os
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    target = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["earthgraph-evaluate"]
+    module, function = target.split(":")
+    console_main = getattr(importlib.import_module(module), function)
+    missing, out = tmp_path / "nothing.zarr", tmp_path / "out"
+    given = ["--forecast", str(tmp_path / "fc.zarr"), "--truth", str(missing), "--out", str(out)]
+    assert console_main(given) == 1
+    assert f"truth {missing} does not exist" in capsys.readouterr().err
+    assert not out.exists()
+
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def command(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=tmp_path, env=env,
+                              timeout=300)
+
+    shown = command("-m", "earthgraph.evaluate", "--help")
+    assert shown.returncode == 0 and "usage: python -m earthgraph.evaluate" in shown.stdout
+    assert "--checkpoint" in shown.stdout and "scores/<forecast>.nc" in shown.stdout
+    refused = command(str(root / "evaluate.py"), *given)
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == f"evaluate.py: truth {missing} does not exist"
+    assert "Traceback" not in refused.stderr and not out.exists()
+    wrong = command(str(root / "evaluate.py"), *given, "--checkpoint", "x.ckpt")
+    assert wrong.returncode == 2 and "give --checkpoint or --forecast, not both" in wrong.stderr
+
+
+def test_a_checkpoint_is_read_once_into_the_module_lightning_loads(monkeypatch):
+    """load_forecaster reads the file once (through its format) and builds the module that
+    ForecastModule.load_from_checkpoint builds: the same weights and hyperparameters."""
+    from pathlib import Path
+
+    import torch
+
+    from earthgraph.training.model_forecasts import load_forecaster
+    from earthgraph.training.module import ForecastModule
+
+    path = Path(__file__).resolve().parent / "fixtures" / "checkpoint-format-1" / "model.ckpt"
+    reads, torch_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: reads.append(f) or torch_load(f, *a, **k))
+    module, setup = load_forecaster(path, "cpu")
+    assert reads == [path]
+    monkeypatch.undo()
+    reference = ForecastModule.load_from_checkpoint(path, map_location="cpu")
+    ours, theirs = module.state_dict(), reference.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert dict(module.hparams) == dict(reference.hparams)
+    assert setup.window_hours == reference.hparams.window_hours and setup.train_period == ("2020-03-01", "2020-03-05")

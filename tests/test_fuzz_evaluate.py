@@ -1,7 +1,7 @@
-"""Property-based (fuzz) tests of evaluate.py's inputs: the forecast, truth and climatology
+"""Property-based (fuzz) tests of earthgraph-evaluate's (evaluate.py's) inputs: the forecast, truth and climatology
 zarr stores, damaged (chunks and metadata overwritten, truncated, emptied, deleted), out of
 order, non-finite or huge, or with wrong coordinates. Every case ends in correct scores or a
-named error (SystemExit naming the input, its path and the field); never an unhandled
+named error (an EvaluationError naming the input, its path and the field); never an unhandled
 exception, a changed input, results left behind by a failed run, or a value moved.
 
 Real zarr stores on disk (a fresh temporary folder per case), a 4 x 8 grid, 4
@@ -32,7 +32,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-import evaluate
+from earthgraph.evaluate import EvaluationError
+from earthgraph.evaluate.cli import parse_options, run
+from earthgraph.evaluate.inputs import RESULTS
+from earthgraph.evaluate.report import Stopwatch
+from earthgraph.evaluate.run import load_inputs
+from earthgraph.evaluate.scoring import score, value_notes
 from earthgraph.scoring import evaluation
 
 # Stores of text coordinates are written on purpose (zarr 3 has no stable spec for them), and
@@ -49,7 +54,7 @@ STORES = {"forecast": "fc.zarr", "truth": "truth.zarr", "climatology": "clim.zar
 CHUNKS = {"forecast": {"time": 1}, "truth": {"time": 2}, "climatology": {"dayofyear": 61}}
 REGIONS = ["global", "northern-hemisphere"]
 KEY = ["forecast", "variable", "region", "lead_hours", "metric"]
-# A full evaluate.main that succeeds draws its pictures too (about a second a case): a third
+# A full evaluation that succeeds draws its pictures too (about a second a case): a third
 # of the profile's cases (20 in ci, 500 in fuzz).
 EXPENSIVE = settings(max_examples=max(10, settings.default.max_examples // 3))
 
@@ -89,7 +94,7 @@ def write_inputs(root: Path, inputs: dict[str, xr.Dataset], checksum: bool = Fal
 
 
 def arguments(paths: dict[str, Path], out: Path, *extra: str, computed: bool = False) -> list[str]:
-    """evaluate.py's command line; ``computed``: the climatology computed from the truth
+    """The evaluation's command line; ``computed``: the climatology computed from the truth
     (over its whole record) instead of read from the climatology store."""
     climatology = (["--climatology-period", str(TIMES[0])[:10], str(TIMES[-1])[:10]] if computed
                    else ["--climatology", str(paths["climatology"])])
@@ -104,28 +109,28 @@ def snapshot(*folders: Path) -> dict[str, str]:
 
 
 def run_main(argv: list[str]) -> tuple[pd.DataFrame, dict] | str:
-    """evaluate.main's table and its JSON summary line, or the message of the SystemExit
+    """The evaluation's table and its JSON summary line, or the message of the EvaluationError
     that ended it (any other exception fails the test: it is an unnamed error)."""
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            table = evaluate.main(argv)
-    except SystemExit as err:
-        assert isinstance(err.code, str), f"exited with code {err.code!r} and no message"
-        return err.code
+            table = run(argv).table
+    except EvaluationError as err:
+        assert str(err), "refused with no message"
+        return str(err)
     return table, json.loads(printed.getvalue().splitlines()[-1])
 
 
 def score_inputs(paths: dict[str, Path], out: Path) -> dict[str, xr.Dataset] | str:
-    """evaluate.py's loading and scoring (load_inputs, score) without the pictures: the
-    results per forecast, or the named error that ended it."""
-    args = evaluate.parse_args(arguments(paths, out))
+    """The evaluation's loading and scoring steps (load_inputs, score) without the pictures:
+    the results per forecast, or the named error that ended it."""
+    options = parse_options(arguments(paths, out))
     try:
-        inp = evaluate.load_inputs(args, out, evaluate.Stopwatch())
-        return evaluate.score(args, inp, {"fc": inp.forecast, "persistence": "persistence",
-                                          "climatology": "climatology"}, None)
-    except SystemExit as err:
-        return str(err.code)
+        inp = load_inputs(options, out, Stopwatch())
+        return score(options.scoring, inp, {"fc": inp.forecast, "persistence": "persistence",
+                                            "climatology": "climatology"})
+    except EvaluationError as err:
+        return str(err)
 
 
 def latitude_weights(lat: np.ndarray) -> np.ndarray:
@@ -139,7 +144,7 @@ def latitude_weights(lat: np.ndarray) -> np.ndarray:
 
 
 def hand_rmse(fc: np.ndarray, truth: np.ndarray, lat: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """RMSE per lead by hand, the way evaluate.py defines it: area-weighted mean of the
+    """RMSE per lead by hand, the way the evaluation defines it: area-weighted mean of the
     squared error over the points where the truth is finite (a NaN or inf forecast there
     makes it NaN or inf), the mean over initialisations, then the root. ``fc``
     (init, lead, lat, lon), ``truth`` (init, lead, lat, lon) at the valid times; ``rows``:
@@ -176,13 +181,13 @@ def tables_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    """The canonical stores, plain and checksummed, and their scores by evaluate.main with
+    """The canonical stores, plain and checksummed, and their scores by the evaluation with
     the climatology store, and with a climatology computed from the truth."""
     root = tmp_path_factory.mktemp("pristine")
     inputs = make_inputs()
     plain = write_inputs(root / "plain", inputs)
     crc = write_inputs(root / "crc", inputs, checksum=True)
-    tables = {computed: evaluate.main(arguments(plain, root / f"out{computed}", computed=computed))
+    tables = {computed: run(arguments(plain, root / f"out{computed}", computed=computed)).table
               for computed in (False, True)}
     for table in tables.values():
         assert np.isfinite(table[table.metric == "rmse"].value).all()
@@ -250,7 +255,7 @@ def test_a_damaged_store_ends_in_a_named_error_or_the_undamaged_scores(pristine,
         detectable = fault in ("truncate", "empty", "delete", "wipe") or (
             checksum and not relative.endswith("zarr.json"))
         if isinstance(got, str):
-            assert not [r for r in evaluate.RESULTS if (out / r).exists()], "a failed run left results"
+            assert not [r for r in RESULTS if (out / r).exists()], "a failed run left results"
             assert not out.exists(), "a failed run left its empty --out"
             if detectable:
                 assert f"{what} {store}" in got, got
@@ -373,7 +378,7 @@ def test_nan_inf_and_huge_values_are_counted_and_scored_by_their_definition(data
         "forecast_missing": (np.isnan(fc) & present).sum(), "forecast_infinite": (np.isinf(fc) & present).sum(),
         "climatology_missing": (~np.isfinite(clim_valid) & present).sum(),
         "too_large": sum(((abs(x) > large) & np.isfinite(x) & present).sum() for x in (fc, aligned, clim_valid))}
-    notes = evaluate.value_notes(got, no_skipna=False)
+    notes = value_notes(got, no_skipna=False)
     for name, ds in got.items():  # a score that is not finite comes with a note saying why
         scores = ds["t2m"].sel(metric=["mse", "rmse", "bias", "mae"], region="global").values
         if not np.isfinite(scores).all():
@@ -543,7 +548,7 @@ METADATA_FAULTS = {
 @given(data=st.data(), fault=st.sampled_from(sorted(DATASET_FAULTS) + sorted(METADATA_FAULTS) + ["time array missing"]),
        earlier=st.booleans())
 def test_wrong_coordinates_times_and_types_end_in_a_named_error(data, fault, earlier):
-    """Each fault ends evaluate.main in a SystemExit naming the input, its path and the
+    """Each fault ends the evaluation in an EvaluationError naming the input, its path and the
     field; the inputs are untouched, and the --out folder holds no new results (an earlier
     run's, replaced only by a run that succeeds with --overwrite, stay as they were)."""
     if fault == "time array missing":

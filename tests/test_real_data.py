@@ -57,7 +57,7 @@ def test_the_cabo_record_reads_as_24_years_of_daily_reports(wageningen_csv):
 def test_a_real_station_is_declared_ingested_trained_forecast_and_scored(wageningen_csv, tmp_path):
     import lightning as L
 
-    import evaluate
+    from earthgraph.evaluate.cli import run
     from earthgraph.data.ingest import TableSpec, ingest_tables
     from earthgraph.data.store_statics import store_statics
     from earthgraph.data.store import ObservationStore
@@ -82,10 +82,10 @@ def test_a_real_station_is_declared_ingested_trained_forecast_and_scored(wagenin
     _train_a_small_model(dm, 40, tmp_path / "model.ckpt")
 
     out = tmp_path / "scores"
-    evaluate.main(["--checkpoint", str(tmp_path / "model.ckpt"), "--store", str(store), "--stations-obs", str(store),
-                   "--data-dir", str(tmp_path), "--period", "1998-01-01", "1999-01-01", "--by", "init",
-                   "--init-every-hours", "24", "--leads", "12", "36", "--persistence-max-age-hours", "24",
-                   "--bootstrap-resamples", "300", "--out", str(out)])
+    run(["--checkpoint", str(tmp_path / "model.ckpt"), "--store", str(store), "--stations-obs", str(store),
+         "--data-dir", str(tmp_path), "--period", "1998-01-01", "1999-01-01", "--by", "init",
+         "--init-every-hours", "24", "--leads", "12", "36", "--persistence-max-age-hours", "24",
+         "--bootstrap-resamples", "300", "--out", str(out)])
     table = pd.read_csv(out / "station_scores.csv", dtype={"station": str})
     scores = table[(table.region == "global") & table.reference.isna() & (table.metric == "rmse")]
     rmse = scores.set_index(["forecast", "variable", "lead_hours"]).value
@@ -125,7 +125,7 @@ def navy_winds(tmp_path_factory):
 def test_a_real_gridded_file_is_observed_trained_and_verified_at_moorings(navy_winds, tmp_path):
     import lightning as L
 
-    import evaluate
+    from earthgraph.evaluate.cli import run
     from earthgraph.data.cli import main as data_cli
     from earthgraph.data.store import ObservationStore
     from earthgraph.training.datamodule import ObservationDataModule
@@ -148,10 +148,10 @@ def test_a_real_gridded_file_is_observed_trained_and_verified_at_moorings(navy_w
                                ("1983-02-01", "1983-06-01"), rollout=1, batch_size=4, stride_hours=12)
     _train_a_small_model(dm, 30, tmp_path / "model.ckpt")
     out = tmp_path / "scores"
-    evaluate.main(["--checkpoint", str(tmp_path / "model.ckpt"), "--store", str(store), "--data-dir", str(tmp_path),
-                   "--stations-obs", str(tmp_path / "moorings.parquet"), "--by", "init", "--init-every-hours", "24",
-                   "--leads", "12", "36", "--persistence-max-age-hours", "24", "--bootstrap-resamples", "200",
-                   "--out", str(out)])
+    run(["--checkpoint", str(tmp_path / "model.ckpt"), "--store", str(store), "--data-dir", str(tmp_path),
+         "--stations-obs", str(tmp_path / "moorings.parquet"), "--by", "init", "--init-every-hours", "24",
+         "--leads", "12", "36", "--persistence-max-age-hours", "24", "--bootstrap-resamples", "200",
+         "--out", str(out)])
     scores = pd.read_parquet(out / "station_scores.parquet")
     glob = scores[(scores.region == "global") & scores.reference.isna()]
     rmse = glob[glob.metric == "rmse"].set_index(["forecast", "variable", "lead_hours"]).value

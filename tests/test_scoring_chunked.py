@@ -19,7 +19,8 @@ import pytest
 import xarray as xr
 from zarr.codecs import ZstdCodec
 
-import evaluate
+from earthgraph.evaluate import EvaluationError
+from earthgraph.evaluate.cli import run
 from earthgraph.scoring import baselines, chunked, evaluation
 from earthgraph.scoring.climatology import hourly_dayofyear_climatology, smoothed_dayofyear_mean
 from earthgraph.scoring.regions import standard_regions
@@ -163,15 +164,15 @@ def test_a_forecast_larger_than_the_memory_cap_is_scored_under_it_as_in_memory(l
     # data in memory, as one chunk: the two cores work at once. The control: under the same
     # cap, the forecast cannot even be loaded whole.
     capped = _start_capped(f"""
-        import evaluate
-        evaluate.main({args + ["--out", str(tmp_path / "capped"), "--chunk-inits", "32"]!r})
+        from earthgraph.evaluate.cli import run
+        run({args + ["--out", str(tmp_path / "capped"), "--chunk-inits", "32"]!r})
         out["scored"] = True
     """, cap, timeout=240)
     control = _start_capped(f"""
-        import evaluate, xarray as xr
+        import xarray as xr
         xr.open_zarr({str(root / "fc.zarr")!r}, consolidated=False).load()
     """, cap, timeout=120)
-    evaluate.main(args + ["--out", str(tmp_path / "memory"), "--chunk-inits", str(N_INIT)])
+    run(args + ["--out", str(tmp_path / "memory"), "--chunk-inits", str(N_INIT)])
     chunks, whole = _result(capped), _result(control)
     assert chunks.get("scored") and "error" not in chunks, chunks
     assert whole.get("error") == "MemoryError", whole
@@ -290,24 +291,24 @@ def test_inputs_open_from_fsspec_urls(small_osse, tmp_path):
 
     out, _ = small_osse
     _small_forecast(small_osse, tmp_path / "fc.zarr")
-    local = evaluate.main(["--forecast", str(tmp_path / "fc.zarr"), "--truth", str(out / "truth.zarr"),
-                           "--store", str(out / "obs.zarr"), "--out", str(tmp_path / "local"), *SMALL])
+    local = run(["--forecast", str(tmp_path / "fc.zarr"), "--truth", str(out / "truth.zarr"),
+                 "--store", str(out / "obs.zarr"), "--out", str(tmp_path / "local"), *SMALL]).table
     memory = fsspec.filesystem("memory")
     memory.put(str(tmp_path / "fc.zarr"), "/urltest/fc.zarr", recursive=True)
     memory.put(str(out / "obs.zarr"), "/urltest/obs.zarr", recursive=True)
     truth = xr.open_zarr(out / "truth.zarr", consolidated=False)  # the climatology the local run computes
     hourly_dayofyear_climatology(truth, ("2020-03-01", "2020-03-12")).to_zarr("memory://urltest/clim.zarr")
-    via_urls = evaluate.main(["--forecast", "memory://urltest/fc.zarr", "--truth", (out / "truth.zarr").as_uri(),
-                              "--store", "memory://urltest/obs.zarr", "--climatology", "memory://urltest/clim.zarr",
-                              "--storage-options", "{}", "--out", str(tmp_path / "urls"), *SMALL])
+    via_urls = run(["--forecast", "memory://urltest/fc.zarr", "--truth", (out / "truth.zarr").as_uri(),
+                    "--store", "memory://urltest/obs.zarr", "--climatology", "memory://urltest/clim.zarr",
+                    "--storage-options", "{}", "--out", str(tmp_path / "urls"), *SMALL]).table
     # The same numbers (in another row order: fsspec lists a store's arrays sorted, the disk as it lists them).
     assert _same_scores(local, via_urls, rtol=0) == 0
     obs = [pd.read_csv(tmp_path / d / "obs_space.csv").sort_values(["obs_type", "channel", "region", "lead_hours"],
                                                                     ignore_index=True) for d in ("local", "urls")]
     pd.testing.assert_frame_equal(obs[0], obs[1], check_exact=True)
     assert set(via_urls.forecast) == set(local.forecast) == {"fc", "persistence", "climatology"}
-    with pytest.raises(SystemExit, match="forecast memory://urltest/nothing.zarr does not exist"):
-        evaluate.main(["--forecast", "memory://urltest/nothing.zarr", "--truth", str(out / "truth.zarr"),
+    with pytest.raises(EvaluationError, match="forecast memory://urltest/nothing.zarr does not exist"):
+        run(["--forecast", "memory://urltest/nothing.zarr", "--truth", str(out / "truth.zarr"),
                        "--out", str(tmp_path / "none"), *SMALL])
     memory.rm("/urltest", recursive=True)
 
@@ -318,19 +319,19 @@ def test_out_defaults_to_a_new_folder_and_an_earlier_run_is_never_overwritten(sm
     args = ["--forecast", str(tmp_path / "fc.zarr"), "--truth", str(out / "truth.zarr"), *SMALL, "--baselines",
             "persistence", "--variables", "air_temperature"]
     monkeypatch.chdir(tmp_path)
-    evaluate.main(args)
-    evaluate.main(args)
+    run(args)
+    run(args)
     runs = sorted((tmp_path / "outputs" / "evaluate").iterdir())
     assert len(runs) == 2 and all(r.name.startswith("fc-") and (r / "scores.csv").exists() for r in runs)
-    with pytest.raises(SystemExit, match="holds an earlier evaluation's results .*scores.csv.*--overwrite"):
-        evaluate.main([*args, "--out", str(runs[0])])
+    with pytest.raises(EvaluationError, match="holds an earlier evaluation's results .*scores.csv.*--overwrite"):
+        run([*args, "--out", str(runs[0])])
     before = (runs[0] / "scores.csv").stat().st_mtime_ns
-    evaluate.main([*args, "--out", str(runs[0]), "--overwrite"])
+    run([*args, "--out", str(runs[0]), "--overwrite"])
     assert (runs[0] / "scores.csv").stat().st_mtime_ns > before
     beside = tmp_path / "beside_a_checkpoint"  # a folder with other files, but no results, is fine
     beside.mkdir()
     (beside / "last.ckpt").write_bytes(b"x")
-    evaluate.main([*args, "--out", str(beside)])
+    run([*args, "--out", str(beside)])
     assert (beside / "scores.csv").exists() and (beside / "last.ckpt").read_bytes() == b"x"
 
 
@@ -340,19 +341,20 @@ def test_scoring_on_a_dask_distributed_cluster_gives_the_same_scores(small_osse,
     out, _ = small_osse
     _small_forecast(small_osse, tmp_path / "fc.zarr")
     args = ["--forecast", str(tmp_path / "fc.zarr"), "--truth", str(out / "truth.zarr"), *SMALL, "--chunk-inits", "3"]
-    evaluate.main([*args, "--out", str(tmp_path / "threads")])
+    run([*args, "--out", str(tmp_path / "threads")])
     with LocalCluster(n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None) as cluster:
-        evaluate.main([*args, "--out", str(tmp_path / "cluster"), "--scheduler", cluster.scheduler_address])
+        run([*args, "--out", str(tmp_path / "cluster"), "--scheduler", cluster.scheduler_address])
         assert "chunk_terms" in cluster.scheduler.task_prefixes  # the chunks were scored on its worker
     assert (tmp_path / "cluster" / "scores.csv").read_bytes() == (tmp_path / "threads" / "scores.csv").read_bytes()
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
-            pytest.raises(SystemExit, match="--scheduler tcp://127.0.0.1:1: cannot connect"):
-        evaluate.main([*args, "--out", str(tmp_path / "nowhere"), "--scheduler", "tcp://127.0.0.1:1"])
+            pytest.raises(EvaluationError, match="--scheduler tcp://127.0.0.1:1: cannot connect"):
+        run([*args, "--out", str(tmp_path / "nowhere"), "--scheduler", "tcp://127.0.0.1:1"])
 
 
 def test_without_dask_distributed_the_scheduler_option_says_what_to_install(tmp_path):
-    code = ("import sys; sys.modules['distributed'] = None; sys.path.insert(0, %r); import evaluate; "
-            "evaluate.main(['--forecast', 'x.zarr', '--out', %r, '--scheduler', 'tcp://127.0.0.1:8786'])"
+    code = ("import sys; sys.modules['distributed'] = None; sys.path.insert(0, %r); "
+            "from earthgraph.evaluate.cli import main; "
+            "sys.exit(main(['--forecast', 'x.zarr', '--out', %r, '--scheduler', 'tcp://127.0.0.1:8786']))"
             % (str(ROOT), str(tmp_path / "x")))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1

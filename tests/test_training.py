@@ -260,7 +260,7 @@ def test_a_nonfinite_loss_skips_the_step_and_too_many_stop_training(small_osse, 
 
 
 def test_an_ensemble_with_a_water_budget_trains_reloads_and_is_scored(small_osse, tmp_path):
-    import evaluate
+    from earthgraph.evaluate.cli import run
 
     out, _ = small_osse
     L.seed_everything(0)
@@ -275,9 +275,9 @@ def test_an_ensemble_with_a_water_budget_trains_reloads_and_is_scored(small_osse
     trainer.save_checkpoint(tmp_path / "ens.ckpt")
     reloaded = ForecastModule.load_from_checkpoint(tmp_path / "ens.ckpt", map_location="cpu")
     assert reloaded.model.members == 2 and [b.name for b in reloaded.model.budgets] == ["water"]
-    table = evaluate.main(["--checkpoint", str(tmp_path / "ens.ckpt"), "--data-dir", str(out), "--out", str(tmp_path),
-                           "--period", "2020-03-09", "2020-03-11", "--climatology-period", "2020-03-01", "2020-03-09",
-                           "--leads", "12", "24"])
+    table = run(["--checkpoint", str(tmp_path / "ens.ckpt"), "--data-dir", str(out), "--out", str(tmp_path),
+                 "--period", "2020-03-09", "2020-03-11", "--climatology-period", "2020-03-01", "2020-03-09",
+                 "--leads", "12", "24"]).table
     glob = table[(table.region == "global") & (table.metric != "acc")]
     assert len(glob) and np.isfinite(glob.value).all()
     assert {"earthgraph", "persistence", "climatology", "perfect_model"} == set(glob.forecast)

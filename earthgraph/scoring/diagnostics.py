@@ -19,14 +19,22 @@ knows about models.
   (from the climatology valid at the same time) of two variables where both
   exist, e.g. SST and air temperature over the ocean, soil moisture and land
   temperature over land; forecast beside truth.
+
+:func:`diagnose` computes all three for a long forecast (:class:`Diagnostics`, written as
+``diagnostics.csv`` and ``diagnostics.json``).
 """
 
 from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from earthgraph.scoring import baselines
 from earthgraph.scoring.metrics import region_weights, spatial_average
 
 # (name, variable a, variable b): the cross-sphere links scored by default.
@@ -125,3 +133,46 @@ def diagnostics_table(budgets: dict[str, dict], stable: dict[str, dict], coupled
     rows += [("stability", n, k, v) for n, d in stable.items() for k, v in d.items()]
     rows += [("coupling", n, k, v) for n, d in coupled.items() for k, v in d.items()]
     return pd.DataFrame(rows, columns=["kind", "name", "quantity", "value"])
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """The physical diagnostics of one long forecast."""
+
+    init: str  # its initialisation, ISO to the second
+    days: int  # its length
+    spin_up_windows: int  # windows its cycle ran before the initialisation (0: not cycled)
+    budgets: dict[str, dict]  # budget name -> :func:`budget_drift`
+    stability: dict[str, dict]  # variable -> :func:`stability`
+    coupling: dict[str, dict]  # pair name -> forecast, truth and difference of :func:`anomaly_correlation`
+
+    def table(self) -> pd.DataFrame:
+        """:func:`diagnostics_table`: kind, name, quantity, value."""
+        return diagnostics_table(self.budgets, self.stability, self.coupling)
+
+    def write(self, out_dir: str | Path) -> None:
+        """``diagnostics.csv`` (the table) and ``diagnostics.json`` (everything) in ``out_dir``."""
+        self.table().to_csv(Path(out_dir) / "diagnostics.csv", index=False)
+        (Path(out_dir) / "diagnostics.json").write_text(json.dumps(asdict(self), indent=1))
+
+
+def diagnose(forecast: xr.Dataset, totals: dict[str, np.ndarray], truth: xr.Dataset, climatology: xr.Dataset,
+             days: int, spin_up_windows: int = 0) -> Diagnostics:
+    """Budgets, stability and coupling of a long forecast.
+
+    forecast: WB2 layout, ``time`` of length 1, leads e.g. daily (any variables the truth has).
+    totals: budget name -> (n_windows + 1,) its global total along the forecast; the water
+        budget is compared with the truth's ``water_total`` where the truth has one.
+    truth: (time, latitude, longitude), covering the forecast's valid times.
+    climatology: (hour, dayofyear, latitude, longitude) of the forecast's variables.
+    """
+    init, leads = forecast.time.values, forecast.prediction_timedelta.values
+    variables = list(forecast.data_vars)
+    aligned = baselines.align_truth(truth[variables], init, leads)
+    clim = baselines.climatology_forecast(climatology[variables], init, leads)
+    span = baselines.valid_times(init, np.concatenate([[np.timedelta64(0, "h")], leads]))
+    truth_water = (truth["water_total"].sel(time=slice(span.values[0, 0], span.values[0, -1])).values
+                   if "water_total" in truth else None)
+    budgets = {n: budget_drift(t, truth_water if n == "water" else None) for n, t in totals.items()}
+    stable = {v: stability(forecast[v], aligned[v]) for v in variables}
+    return Diagnostics(str(init[0])[:19], days, spin_up_windows, budgets, stable, coupling(forecast, aligned, clim))

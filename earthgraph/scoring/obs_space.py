@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from earthgraph.data.obs_types import DEFAULT_PRODUCTS
 from earthgraph.data.store import ObservationStore, observed_column
 from earthgraph.scoring.ensemble import ensemble_dim
 from earthgraph.scoring.regions import Box
@@ -161,6 +162,15 @@ def departures_from_grid(forecast: xr.Dataset, store: ObservationStore,
     return table[np.isfinite(table.forecast)].reset_index(drop=True)
 
 
+def departures_at_store(forecast: xr.Dataset, location: str | Path,
+                        storage_options: dict | None = None) -> pd.DataFrame:
+    """:func:`departures_from_grid` at the observations of the store at ``location`` (a path
+    or fsspec URL), of the default products (``earthgraph.data.obs_types.DEFAULT_PRODUCTS``:
+    air temperature at the SYNOP stations, SST at the drifters ...)."""
+    pairs = {p.variable: (p.obs_type, p.channel) for p in DEFAULT_PRODUCTS}
+    return departures_from_grid(forecast, ObservationStore(location, storage_options), pairs)
+
+
 def departures_in_period(departures: pd.DataFrame, period: tuple, by: str = "valid") -> pd.DataFrame:
     """The departures verified in ``period`` ([start, end)): those whose observation
     time lies in it (by="valid"), or whose initialisation does (by="init"), as
@@ -228,3 +238,16 @@ def to_netcdf(stats: pd.DataFrame, path: str | Path) -> xr.Dataset:
                                "lead bin [b - width, b) labelled b")
     ds.to_netcdf(path, engine="netcdf4")
     return ds
+
+
+def write_statistics(departures: pd.DataFrame, regions: dict[str, Box], bin_hours: float, out_dir: str | Path,
+                     period: tuple | None = None, by: str = "valid") -> pd.DataFrame:
+    """:func:`departure_statistics` of the departures verified in ``period`` (all when None;
+    ``by`` as in :func:`departures_in_period`), written as ``obs_space.csv`` and
+    ``obs_space.nc`` (:func:`to_netcdf`) in ``out_dir``. Returns the statistics."""
+    if period:
+        departures = departures_in_period(departures, period, by)
+    stats = departure_statistics(departures, regions, bin_hours)
+    stats.to_csv(Path(out_dir) / "obs_space.csv", index=False)
+    to_netcdf(stats, Path(out_dir) / "obs_space.nc")
+    return stats

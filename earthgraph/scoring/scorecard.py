@@ -1,8 +1,10 @@
-"""Text scorecards: what evaluate.py prints."""
+"""Text scorecards: what ``earthgraph-evaluate`` (``evaluate.py``) prints."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from earthgraph.scoring.diagnostics import Diagnostics
 
 FORMAT = {"display.width": 200, "display.max_columns": 30, "display.float_format": "{:.4g}".format}
 
@@ -61,19 +63,19 @@ def format_obs_space(stats: pd.DataFrame, region: str = "global") -> str:
         return sub.to_string()
 
 
-def format_diagnostics(diag: dict) -> str:
+def format_diagnostics(diag: Diagnostics) -> str:
     """Budgets, stability and coupling of the long forecast, a line each."""
-    lines = [f"physical diagnostics: {diag['days']}-day forecast from {diag['init']}"]
-    for name, b in diag["budgets"].items():
+    lines = [f"physical diagnostics: {diag.days}-day forecast from {diag.init}"]
+    for name, b in diag.budgets.items():
         truth = b.get("truth_relative_change_max")
         lines.append(f"  budget {name}: relative change {b['relative_change_end']:.2e} at the end, "
                      f"{b['relative_change_max']:.2e} at most" + (f"; truth {truth:.2e}" if truth is not None else ""))
-    for var, s in diag["stability"].items():
+    for var, s in diag.stability.items():
         lines.append(f"  {var}: {'finite' if s['finite'] else 'NON-FINITE from day %s' % s['first_nonfinite_day']}"
                      f"{', BLEW UP' if s['blew_up'] else ''}{', DRIFTED' if s['drifted'] else ''}"
                      f"{', VARIANCE COLLAPSED' if s['collapsed'] else ''}; mean drift {s['mean_drift']:+.3g} "
                      f"(truth {s['truth_mean_drift']:+.3g}); variance ratio to truth "
                      f"{s['variance_ratio_start']:.3g} -> {s['variance_ratio_end']:.3g}")
-    for name, c in diag["coupling"].items():
+    for name, c in diag.coupling.items():
         lines.append(f"  coupling {name}: anomaly correlation {c['forecast']:.3f} (truth {c['truth']:.3f})")
     return "\n".join(lines)
