@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.pyg import import_torch_geometric
 from earthgraph.layers import MLP
