@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from earthgraph.scoring import areas, diagnostics, ensemble, evaluation, metrics, obs_space
+from earthgraph.scoring import areas, diagnostics, ensemble, evaluation, layout, metrics, obs_space
 from earthgraph.scoring.climatology import climatology_at, hourly_dayofyear_climatology, window_weights
 from earthgraph.scoring.regions import WB2_REGIONS, Box, standard_regions
 
@@ -291,23 +291,23 @@ def test_score_forecast_layout_and_input_checks(tmp_path):
     assert list(csv.columns) == evaluation.TABLE_COLUMNS and len(csv) == 5 * 2 * 2
     truth_ds = truth.isel(prediction_timedelta=0, drop=True)
     with pytest.raises(ValueError, match="other.zarr: 35 latitude values, truth.zarr has 36"):
-        evaluation.on_truth_grid(fc.isel(latitude=slice(1, None)), truth_ds, "other.zarr", "truth.zarr")
+        layout.on_truth_grid(fc.isel(latitude=slice(1, None)), truth_ds, "other.zarr", "truth.zarr")
     shifted = fc.assign_coords(longitude=fc.longitude + 0.5)
     with pytest.raises(ValueError, match="other.zarr: its longitude differs from truth.zarr's at index 0"):
-        evaluation.on_truth_grid(shifted, truth_ds, "other.zarr", "truth.zarr")
+        layout.on_truth_grid(shifted, truth_ds, "other.zarr", "truth.zarr")
     # Longitudes in -180..180, latitudes north to south, float32 coordinates: the same grid.
     flipped = fc.assign_coords(longitude=((fc.longitude + 180) % 360) - 180).isel(latitude=slice(None, None, -1))
     flipped = flipped.assign_coords(latitude=flipped.latitude.astype(np.float32))
-    same = evaluation.on_truth_grid(evaluation.normalise_grid(flipped), truth_ds, "other.zarr", "truth.zarr")
+    same = layout.on_truth_grid(layout.normalise_grid(flipped), truth_ds, "other.zarr", "truth.zarr")
     np.testing.assert_array_equal(evaluation.score_forecast(same, truth, regions)["t2m"].values, res["t2m"].values)
     with pytest.raises(ValueError, match="no variable 'q'"):
-        evaluation.scored_variables(fc, truth_ds, "fc.zarr", "truth.zarr", ["q"])
+        layout.scored_variables(fc, truth_ds, "fc.zarr", "truth.zarr", ["q"])
     bad_units = fc.copy()
     bad_units["t2m"].attrs["units"] = "degC"
     with pytest.raises(ValueError, match="degC"):
-        evaluation.scored_variables(bad_units, truth_ds, "fc.zarr", "truth.zarr")
+        layout.scored_variables(bad_units, truth_ds, "fc.zarr", "truth.zarr")
     with pytest.raises(ValueError, match="prediction_timedelta"):
-        evaluation.check_forecast_layout(truth_ds, "truth_as_forecast.zarr")
+        layout.check_forecast_layout(truth_ds, "truth_as_forecast.zarr")
 
 
 def test_pressure_levels_keep_their_dim_in_the_results(tmp_path):

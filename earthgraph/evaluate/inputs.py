@@ -21,7 +21,7 @@ import xarray as xr
 
 from earthgraph.evaluate.errors import EvaluationError, reported
 from earthgraph.evaluate.options import Climatology, EvaluationOptions, Inputs, Period, Verification
-from earthgraph.scoring import baselines, evaluation, sources
+from earthgraph.scoring import baselines, layout, sources
 from earthgraph.scoring.climatology import check_days, check_hours, hourly_dayofyear_climatology
 from earthgraph.scoring.regions import standard_regions
 
@@ -67,10 +67,10 @@ def open_zarr(location: str | Path, what: str, storage_options: dict | None = No
 
 
 def open_grid(location: str | Path, what: str, storage_options: dict | None = None) -> xr.Dataset:
-    """:func:`open_zarr`, its grid put in order (``evaluation.normalise_grid``)."""
+    """:func:`open_zarr`, its grid put in order (``layout.normalise_grid``)."""
     ds = open_zarr(location, what, storage_options)
     with reported():
-        return evaluation.normalise_grid(ds, f"{what} {location}")
+        return layout.normalise_grid(ds, f"{what} {location}")
 
 
 def has_truth(inputs: Inputs) -> bool:
@@ -137,12 +137,12 @@ def load_climatology(climatology: Climatology, truth: xr.Dataset, period: Period
     Dims (hour, dayofyear, [level,] latitude, longitude). Raises ValueError."""
     if climatology.path:
         source = f"climatology {climatology.path}"
-        clim = evaluation.normalise_grid(open_zarr(climatology.path, "climatology", storage_options), source)
+        clim = layout.normalise_grid(open_zarr(climatology.path, "climatology", storage_options), source)
         missing = [v for v in variables if v not in clim]
         if missing:
             raise ValueError(f"{source}: no variable(s) {missing}")
-        evaluation.check_numbers(clim, variables, source)
-        return evaluation.on_truth_grid(clim[variables], truth, source, truth_source)
+        layout.check_numbers(clim, variables, source)
+        return layout.on_truth_grid(clim[variables], truth, source, truth_source)
     if not period:
         raise ValueError("give --climatology or --climatology-period (needed for acc and the climatology baseline); "
                          "at high resolution give --climatology: computing one needs ~64 x 366 bytes of work per grid "
@@ -176,12 +176,12 @@ def checked_inputs(options: EvaluationOptions, origin: Forecast, truth: xr.Datas
     the climatology (``lap("climatology")`` once it is there) and the regions. Raises
     ValueError naming the input, its path and the field."""
     fc = origin.data
-    evaluation.check_forecast_layout(fc, origin.source)
+    layout.check_forecast_layout(fc, origin.source)
     # Checked and in order before any selection: a repeated or unsorted time is never scored.
-    fc, scored = select_forecast(evaluation.normalise_grid(fc, origin.source), origin.source, options.verification,
+    fc, scored = select_forecast(layout.normalise_grid(fc, origin.source), origin.source, options.verification,
                                  origin.run is not None, origin.period, truth)
-    fc = evaluation.on_truth_grid(fc, truth, origin.source, truth_source)
-    variables = evaluation.scored_variables(fc, truth, origin.source, truth_source, options.inputs.variables)
+    fc = layout.on_truth_grid(fc, truth, origin.source, truth_source)
+    variables = layout.scored_variables(fc, truth, origin.source, truth_source, options.inputs.variables)
     if "level" in fc.dims and "level" in truth.dims:
         missing = np.setdiff1d(fc.level.values, truth.level.values)
         if len(missing):

@@ -60,31 +60,11 @@ def _wrap(a: np.ndarray) -> np.ndarray:
     return np.pi - np.mod(np.pi - a, 2 * np.pi)
 
 
-def area_south_of(poly: np.ndarray, count: np.ndarray, lon_mid: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """(M,) area (sr) of each polygon south of the parallel ``z = c``.
-
-    poly, count: convex polygons inside a longitude wedge of less than pi
-    centred on ``lon_mid`` (M,) (anticlockwise, as from :func:`clip_by_great_circle`).
-    """
-    m, v, _ = poly.shape
-    slot = np.arange(v)
-    valid = slot[None, :] < count[:, None]
-    nxt = (slot[None, :] + 1) % np.maximum(count, 1)[:, None]
-    prv = (slot[None, :] - 1) % np.maximum(count, 1)[:, None]
-    x, y, z = poly[..., 0], poly[..., 1], poly[..., 2]
-    pole = (np.abs(x) < POLE_EPS) & (np.abs(y) < POLE_EPS) & valid
-    lon = lon_mid[:, None] + _wrap(np.arctan2(y, x) - lon_mid[:, None])  # continuous inside the wedge
-    # A pole takes the longitude of its neighbour along each of its two meridian edges.
-    lon_next = np.take_along_axis(lon, nxt, axis=1)
-    lon_prev = np.take_along_axis(lon, prv, axis=1)
-    a = np.where(pole, lon_next, lon)                         # edge start, seen from this edge
-    b_pole = np.take_along_axis(pole, nxt, axis=1)
-    b = np.where(b_pole, a, lon_next)                         # edge end
-    cc = c[:, None]
-    total = np.zeros((m, v))
-    # Pole segments: z = +-1 from the incoming to the outgoing meridian.
-    total += np.where(pole, -np.minimum(np.sign(z), cc) * (lon_next - lon_prev), 0.0)
-    # Great-circle edges.
+def _edge_terms(poly: np.ndarray, nxt: np.ndarray, valid: np.ndarray, a: np.ndarray, b: np.ndarray,
+                cc: np.ndarray) -> np.ndarray:
+    """(M, V) the great-circle edges' part of :func:`area_south_of`: minus the integral of
+    min(z, c) dlon along each edge from longitude ``a`` to ``b`` (M, V), split where the edge
+    crosses the parallel ``z = cc`` (M, 1); zero for pole points and degenerate edges."""
     pb = np.take_along_axis(poly, nxt[:, :, None], axis=1)
     n = np.cross(poly, pb)
     n_norm = np.linalg.norm(n, axis=-1)
@@ -122,7 +102,34 @@ def area_south_of(poly: np.ndarray, count: np.ndarray, lon_mid: np.ndarray, c: n
     mid = 0.5 * (lo + hi)
     below = z_at(mid) < cc
     piece = np.where(below, integral_z(hi) - integral_z(lo), cc * (hi - lo))
-    total += np.where(edge, -piece.sum(axis=0), 0.0)
+    return np.where(edge, -piece.sum(axis=0), 0.0)
+
+
+def area_south_of(poly: np.ndarray, count: np.ndarray, lon_mid: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(M,) area (sr) of each polygon south of the parallel ``z = c``.
+
+    poly, count: convex polygons inside a longitude wedge of less than pi
+    centred on ``lon_mid`` (M,) (anticlockwise, as from :func:`clip_by_great_circle`).
+    """
+    m, v, _ = poly.shape
+    slot = np.arange(v)
+    valid = slot[None, :] < count[:, None]
+    nxt = (slot[None, :] + 1) % np.maximum(count, 1)[:, None]
+    prv = (slot[None, :] - 1) % np.maximum(count, 1)[:, None]
+    x, y, z = poly[..., 0], poly[..., 1], poly[..., 2]
+    pole = (np.abs(x) < POLE_EPS) & (np.abs(y) < POLE_EPS) & valid
+    lon = lon_mid[:, None] + _wrap(np.arctan2(y, x) - lon_mid[:, None])  # continuous inside the wedge
+    # A pole takes the longitude of its neighbour along each of its two meridian edges.
+    lon_next = np.take_along_axis(lon, nxt, axis=1)
+    lon_prev = np.take_along_axis(lon, prv, axis=1)
+    a = np.where(pole, lon_next, lon)                         # edge start, seen from this edge
+    b_pole = np.take_along_axis(pole, nxt, axis=1)
+    b = np.where(b_pole, a, lon_next)                         # edge end
+    cc = c[:, None]
+    total = np.zeros((m, v))
+    # Pole segments: z = +-1 from the incoming to the outgoing meridian.
+    total += np.where(pole, -np.minimum(np.sign(z), cc) * (lon_next - lon_prev), 0.0)
+    total += _edge_terms(poly, nxt, valid, a, b, cc)
     return total.sum(axis=1)
 
 

@@ -120,7 +120,7 @@ def sample_grid(field: xr.DataArray, hours: np.ndarray, lat_deg: np.ndarray, lon
 def departures_from_grid(forecast: xr.Dataset, store: ObservationStore,
                          pairs: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """Departures of a gridded forecast (WB2 layout, lat-lon grid normalised as by
-    ``evaluation.normalise_grid``) at the observations of ``store``.
+    ``layout.normalise_grid``) at the observations of ``store``.
 
     pairs: {forecast variable: (observation type, channel)}, e.g. from
     ``earthgraph.data.obs_types.DEFAULT_PRODUCTS``; pairs the forecast or the

@@ -3,7 +3,7 @@ adjusted for the height difference between the model surface and the station.
 
 The forecast is a WB2-layout dataset on a lat-lon grid, dims ``(time,
 prediction_timedelta, [realization,] latitude, longitude)`` (any order; other
-dims are kept), normalised as by ``evaluation.normalise_grid`` (latitude
+dims are kept), normalised as by ``layout.normalise_grid`` (latitude
 ascending, longitude ascending in [0, 360)). Stations are given in degrees, any
 longitude convention. Interpolation is in latitude-longitude degrees:
 
@@ -182,10 +182,10 @@ def _check_grid(forecast: xr.Dataset, height: xr.DataArray | None) -> None:
                                           "interpolation needs a lat-lon grid")
         values = forecast[d].values
         if len(values) > 1 and not np.all(np.diff(values) > 0):
-            raise PointInterpolationError(f"forecast {d} must be strictly ascending; use evaluation.normalise_grid")
+            raise PointInterpolationError(f"forecast {d} must be strictly ascending; use layout.normalise_grid")
     lon = forecast.longitude.values
     if lon.min() < 0 or lon.max() >= 360.0:
-        raise PointInterpolationError("forecast longitudes must lie in [0, 360); use evaluation.normalise_grid")
+        raise PointInterpolationError("forecast longitudes must lie in [0, 360); use layout.normalise_grid")
     if height is not None:
         for d in ("latitude", "longitude"):
             a, b = height[d].values, forecast[d].values
