@@ -368,7 +368,7 @@ def model_forecasts(args, truth: xr.Dataset, out: Path, clock: Stopwatch):
     leads = args.leads or [12.0, 24.0, 48.0]
     input_windows = int(hp.get("input_windows", 1))
     history = hp.get("history_windows") or None  # longer input histories of chosen types
-    window_h = module.hparams.window_hours
+    window_h = module.model.config.window_hours
     init_times = verified_inits(period, leads, args, store, windows_before(input_windows, history) * window_h,
                                 truth.time.values)
     dataset = WindowDataset(store, init_times, model.schema, window_h, 1, input_windows=input_windows,
@@ -734,7 +734,7 @@ def station_run(args) -> ModelRun:
         sys.exit("evaluate.py: give --period (the checkpoint does not record a test period)")
     leads = args.leads or [12.0, 24.0, 48.0]
     input_windows, history = int(hp.get("input_windows", 1)), hp.get("history_windows") or None
-    window_h = module.hparams.window_hours
+    window_h = module.model.config.window_hours
     init_times = verified_inits(period, leads, args, store, windows_before(input_windows, history) * window_h)
     starts = None
     if module.model.cycling:

@@ -46,7 +46,7 @@ class EarthgraphCLI(LightningCLI):
         # The model's input/output layout is the data's: declared once, in data.
         parser.link_arguments("data.schema", "model.schema", apply_on="instantiate")
         parser.link_arguments("data.static", "model.static", apply_on="instantiate")
-        parser.link_arguments("data.window_hours", "model.window_hours")
+        parser.link_arguments("data.window_hours", "model.forecaster.window_hours")
 
     def _parse_ckpt_path(self) -> None:
         """Lightning's (a resumed run takes its model's hyperparameters from the checkpoint), with
