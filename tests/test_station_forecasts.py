@@ -197,7 +197,7 @@ def test_train_py_predict_with_stations_writes_both_station_files(station_wind_r
     cfg = tmp / "p.yaml"
     cfg.write_text(f"""
 trainer: {{accelerator: cpu, logger: false, enable_progress_bar: false, default_root_dir: {tmp}}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, graph_cache_dir: null}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, graph_cache_dir: null}}}}
 data:
   store: {store}
   train_period: [2020-03-01, 2020-03-09]

@@ -206,7 +206,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}
 {trainer_extra}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
@@ -347,7 +347,7 @@ trainer:
   logger:
     class_path: lightning.pytorch.loggers.CSVLogger
     init_args: {{save_dir: {tmp_path}/{run}, name: csv}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
@@ -489,7 +489,7 @@ def test_predict_writes_wb2_zarr_and_an_observation_space_store(small_osse, tmp_
     cfg = tmp_path / "p.yaml"
     cfg.write_text(f"""
 trainer: {{accelerator: cpu, logger: false, enable_progress_bar: false, default_root_dir: {tmp_path}}}
-model: {{nside: 4, latent_dim: 32, hidden_dim: 32, processor_layers: 2}}
+model: {{forecaster: {{nside: 4, latent_dim: 32, hidden_dim: 32, processor_layers: 2}}}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]

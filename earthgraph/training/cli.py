@@ -70,7 +70,7 @@ class EarthgraphCLI(LightningCLI):
                              f"`{self.subcommand or 'train.py'}`")
         if self.subcommand and config.get("data") and config.get("model"):
             # The cross-field checks, before any data is read or model built.
-            check_config(dict(config["model"]), dict(config["data"]))
+            check_config(config["model"].as_dict(), config["data"].as_dict())
         starts = [f"--{k}" for k in ("fork_from", "warm_start") if config.get(k)]
         if starts and self.subcommand != "fit":
             raise ValueError(f"{', '.join(starts)}: only `train.py fit` starts a run from a checkpoint")
