@@ -93,6 +93,25 @@ def test_older_formats_are_migrated_in_order_and_newer_or_broken_ones_refused_by
         read_checkpoint(tmp_path / "foreign.ckpt")
 
 
+def test_a_format_1_run_resumes_from_its_flat_hyperparameters(small_osse, tmp_path):
+    """``--ckpt_path`` takes the model's options from the checkpoint: a format-1 one's flat
+    options are migrated before they reach the parser (which knows only model.forecaster.*)."""
+    out, _ = small_osse
+    config = str(_resume_config(tmp_path, out, "old"))
+    train_cli(["fit", "--config", config, "--trainer.max_steps", "4"])
+    path = tmp_path / "old" / "ckpt" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt["hyper_parameters"].update(ckpt["hyper_parameters"].pop("forecaster"))  # format 1's layout
+    ckpt["earthgraph"]["format"] = 1
+    torch.save(ckpt, path)
+    # The config asks for a wider model; the checkpoint's own options win, so its weights fit.
+    train_cli(["fit", "--config", config, "--trainer.max_steps", "8", "--ckpt_path", str(path),
+               "--model.forecaster.latent_dim", "32"])
+    resumed = read_checkpoint(path)
+    assert resumed["global_step"] == 8 and resumed["earthgraph"]["format"] == checkpoint_format.FORMAT
+    assert resumed["hyper_parameters"]["forecaster"]["latent_dim"] == 16
+
+
 def test_migrate_rewrites_a_checkpoint_in_the_current_format(tmp_path):
     old = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
     del old["earthgraph"]

@@ -50,8 +50,9 @@ class EarthgraphCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Lightning's (a resumed run takes its model's hyperparameters from the checkpoint), with
-        the checkpoint read through its format: migrated when older, refused by name when newer,
-        truncated or corrupt (Lightning's own read fails with an unpickling error)."""
+        the checkpoint read through its format: migrated when older (format 1's flat model options
+        reach the parser as model.forecaster.*), refused by name when newer, truncated or corrupt
+        (Lightning's own read fails with an unpickling error)."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or not Path(ckpt_path).is_file():
