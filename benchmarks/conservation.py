@@ -82,15 +82,15 @@ def trained_rollout(checkpoint: str, data_dir: str, days: float) -> dict:
     module = ForecastModule.load_from_checkpoint(checkpoint, map_location="cpu")
     model = module.model.eval()
     if model.transport is None:
-        raise SystemExit(f"{checkpoint}: the model has no budgets (model.budgets) to check")
+        raise SystemExit(f"{checkpoint}: the model has no budgets (model.forecaster.budgets) to check")
     store = ObservationStore(f"{data_dir}/obs.zarr").load()
     input_windows = int(ckpt.get("datamodule_hyper_parameters", {}).get("input_windows", 1))
-    init = int(init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), module.hparams.window_hours, 1,
-                                  module.hparams.window_hours, store.time_range, input_windows)[0])
-    dataset = WindowDataset(store, np.array([init]), model.schema, module.hparams.window_hours, 1,
+    init = int(init_times_between(np.datetime64(period[0]), np.datetime64(period[1]), model.config.window_hours, 1,
+                                  model.config.window_hours, store.time_range, input_windows)[0])
+    dataset = WindowDataset(store, np.array([init]), model.schema, model.config.window_hours, 1,
                             input_windows=input_windows)
     batch = collate_windows([{"init_time": init, "inputs": dataset.input_window(init), "targets": []}])
-    windows = int(round(days * 24 / module.hparams.window_hours))
+    windows = int(round(days * 24 / model.config.window_hours))
     with torch.no_grad():
         state = model.encode(batch["inputs"], batch["init_time"])
         start = {k: float(v[0]) for k, v in model.budget_totals(state).items()}

@@ -51,11 +51,11 @@ def per_product_forecast(model, dataset, init: int, leads_hours: list[float], la
             frac = (leads_hours[li] - (k - 1) * w) / w
             for p in products:
                 spec = model.schema[p.obs_type]
-                c = spec["channels"].index(p.channel)
-                tgt = grid_targets(lat, lon, 1, frac, len(spec["metadata"]))
+                c = spec.channels.index(p.channel)
+                tgt = grid_targets(lat, lon, 1, frac, len(spec.metadata))
                 pred = model.decode(state, {p.obs_type: tgt}, wstart)[p.obs_type]
                 pred = (pred.mean(dim=0) if pred.dim() == 3 else pred)[:, c].float().numpy()
-                value = np.clip(pred * spec["std"][c] + spec["mean"][c], spec["valid_min"][c], spec["valid_max"][c])
+                value = np.clip(pred * spec.std[c] + spec.mean[c], spec.valid_min[c], spec.valid_max[c])
                 out[p.variable][li] = value.reshape(len(lat), len(lon))
     return out
 

@@ -41,6 +41,7 @@ import time
 import numpy as np
 import torch
 
+from earthgraph.data.schema import ObservationSchema
 from earthgraph.kernels import Segments, backends, edge_layer, segment_sum, use_backend
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -228,7 +229,7 @@ def bench_processor_layer(args, device: torch.device, results: dict) -> None:
         results["processor_layer_speedup_vs_torch_backend"] = times["torch"] / times[backends.DEFAULT_GPU_BACKEND]
 
 
-def synthetic_batch(schema: dict, n_obs: int, n_targets: int, device: torch.device, seed: int = 0):
+def synthetic_batch(schema: ObservationSchema, n_obs: int, n_targets: int, device: torch.device, seed: int = 0):
     from earthgraph.data.batch import ObsSet
 
     g = torch.Generator().manual_seed(seed)
@@ -240,22 +241,22 @@ def synthetic_batch(schema: dict, n_obs: int, n_targets: int, device: torch.devi
                       time=torch.rand(n, generator=g), meta=torch.randn(n, m, generator=g),
                       sample=torch.zeros(n, dtype=torch.long)).to(device)
 
-    dims = {k: (len(s["channels"]), len(s["metadata"])) for k, s in schema.items()}
+    dims = {k: (len(s.channels), len(s.metadata)) for k, s in schema.items()}
     inputs = {k: obs(n_obs // len(schema), c, m) for k, (c, m) in dims.items()}
     targets = [{k: obs(n_targets // len(schema), c, m) for k, (c, m) in dims.items()}]
     return inputs, targets
 
 
 def bench_train_step(args, device: torch.device, results: dict) -> None:
-    from earthgraph.forecaster import GraphDOPForecaster
+    from earthgraph.models import ForecasterConfig, GraphDOPForecaster
     from earthgraph.training.loss import observation_loss
 
     channel = lambda names: {"channels": names, "metadata": [], "mean": [0.0] * len(names),  # noqa: E731
                              "std": [1.0] * len(names), "units": ["1"] * len(names),
                              "valid_min": [-1e9] * len(names), "valid_max": [1e9] * len(names)}
-    schema = {name: {"sphere": sphere, **channel(chs)} for name, sphere, chs in
-              (("synop", "atmosphere", ["t2m", "tcwv"]), ("mw_imager", "ocean", ["sst", "lst"]),
-               ("seaice_conc", "cryosphere", ["sic"]))}
+    schema = ObservationSchema.from_dict({name: {"sphere": sphere, **channel(chs)} for name, sphere, chs in
+                                          (("synop", "atmosphere", ["t2m", "tcwv"]), ("mw_imager", "ocean", ["sst", "lst"]),
+                                           ("seaice_conc", "cryosphere", ["sic"]))})
     inputs, targets = synthetic_batch(schema, args.train_obs, args.train_obs // 4, device)
     init = torch.tensor([1.6e9], dtype=torch.float64, device=device)
     print(f"\none training step (forward, loss, backward, AdamW), HEALPix nside {args.nside}, latent {args.latent}, "
@@ -263,9 +264,10 @@ def bench_train_step(args, device: torch.device, results: dict) -> None:
     times = {}
     for backend in compared_backends(device):
         torch.manual_seed(0)
-        model = GraphDOPForecaster(schema, nside=args.nside, latent_dim=args.latent, hidden_dim=args.latent,
-                                   processor_layers=args.processor_layers, multiscale_levels=args.multiscale_levels,
-                                   kernel_backend=backend).to(device)
+        config = ForecasterConfig(nside=args.nside, latent_dim=args.latent, hidden_dim=args.latent,
+                                  processor_layers=args.processor_layers, multiscale_levels=args.multiscale_levels,
+                                  kernel_backend=backend)
+        model = GraphDOPForecaster(schema, config=config).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def step(model=model, opt=opt):

@@ -5,7 +5,7 @@ step is the module's forward, the observation loss, backward, gradient clipping 
 AdamW), then times ``--steps`` steps after ``--warmup`` untimed ones, twice in one
 process on the same batches from the same initial weights, alternating step by step:
 
-- baseline: the step as it was at 2791e59: ``model.batch_types: false`` (observation
+- baseline: the step as it was at 2791e59: ``model.forecaster.batch_types: false`` (observation
   graphs built type by type) and the torch backend's gathers and segment-sums along
   dim 1 of (B, rows, F) tensors (patched in from this script), and AdamW's per-tensor
   loop (torch's CPU default; the module asks for ``foreach``);
@@ -212,7 +212,8 @@ def main(argv=None) -> dict:
     n_threads = threads.apply(dm.hparams.num_workers, args.threads)
     seed = int(config.get("seed_everything", 0) or 0)
     clip = float(config.get("trainer", {}).get("gradient_clip_val") or float("inf"))
-    variants = {"baseline": ({**model_args, "batch_types": False}, BASELINE_OPS, None),
+    baseline = {**model_args, "forecaster": {**model_args.get("forecaster", {}), "batch_types": False}}
+    variants = {"baseline": (baseline, BASELINE_OPS, None),
                 "candidate": (copy.deepcopy(model_args), {}, True)}
     trainees, data_ms = run(dm, variants, seed, args.steps, args.warmup, clip)
     base, cand = (trainees[v].summary(data_ms) for v in ("baseline", "candidate"))

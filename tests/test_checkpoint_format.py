@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from earthgraph.data.batch import ObsSet
+from earthgraph.models import ForecasterConfig
 from earthgraph.training import checkpoint_format
 from earthgraph.training.checkpoint_format import CheckpointError, read_checkpoint, upgrade
 from earthgraph.training.cli import main as train_cli
@@ -39,6 +40,21 @@ def test_the_format_1_checkpoint_forecasts_what_it_did_when_it_was_made():
         torch.testing.assert_close(predictions[name], expected, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_format_1_hyperparameters_move_under_the_forecaster_and_build_the_same_model():
+    """Format 2 nests the forecaster's options (``model.forecaster``); format 1 kept them flat."""
+    raw = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
+    flat = raw["hyper_parameters"]
+    ckpt = read_checkpoint(FIXTURE / "model.ckpt")
+    assert ckpt["earthgraph"] == {"format": 2, "version": "0.1.0", "migrated_from": 1}
+    hparams = ckpt["hyper_parameters"]
+    assert set(hparams["forecaster"]) == set(checkpoint_format.FORMAT_1_FORECASTER_KEYS) & set(flat)
+    assert hparams["forecaster"]["nside"] == flat["nside"] and hparams["lr"] == flat["lr"]
+    assert not set(hparams) & set(checkpoint_format.FORMAT_1_FORECASTER_KEYS), "nothing left flat"
+    module = ForecastModule.load_from_checkpoint(FIXTURE / "model.ckpt", map_location="cpu")
+    assert module.model.config == ForecasterConfig(**hparams["forecaster"])
+    assert set(module.hparams["forecaster"]) == {f.name for f in fields(ForecasterConfig)}
+
+
 def test_older_formats_are_migrated_in_order_and_newer_or_broken_ones_refused_by_name(tmp_path):
     old = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
     del old["earthgraph"]  # what every checkpoint before formats looked like: format 0
@@ -47,27 +63,27 @@ def test_older_formats_are_migrated_in_order_and_newer_or_broken_ones_refused_by
     module = ForecastModule.load_from_checkpoint(tmp_path / "format0.ckpt", map_location="cpu")
     assert sum(p.numel() for p in module.parameters()) > 0
 
-    # Migrations run one format at a time, in order (a made-up format 2 renaming a weight).
+    # Migrations run one format at a time, in order (a made-up format 3 renaming a weight).
     ckpt = read_checkpoint(FIXTURE / "model.ckpt")
     key = next(iter(ckpt["state_dict"]))
     order = []
 
-    def one_to_two(c):
-        order.append(1)
-        c["state_dict"]["renamed"] = c["state_dict"].pop(key)
-
     def two_to_three(c):
         order.append(2)
-        assert "renamed" in c["state_dict"], "format 2's migration ran first"
+        c["state_dict"]["renamed"] = c["state_dict"].pop(key)
 
-    assert upgrade(ckpt, "x", {**checkpoint_format.MIGRATIONS, 1: one_to_two, 2: two_to_three}, current=3) == [1, 2]
-    assert order == [1, 2] and ckpt["earthgraph"]["format"] == 3 and ckpt["earthgraph"]["migrated_from"] == 1
+    def three_to_four(c):
+        order.append(3)
+        assert "renamed" in c["state_dict"], "format 3's migration ran first"
+
+    assert upgrade(ckpt, "x", {**checkpoint_format.MIGRATIONS, 2: two_to_three, 3: three_to_four}, current=4) == [2, 3]
+    assert order == [2, 3] and ckpt["earthgraph"]["format"] == 4 and ckpt["earthgraph"]["migrated_from"] == 2
 
     newer = torch.load(FIXTURE / "model.ckpt", map_location="cpu", weights_only=False)
-    newer["earthgraph"] = {"format": 2, "version": "0.3.0"}
+    newer["earthgraph"] = {"format": 3, "version": "0.3.0"}
     torch.save(newer, tmp_path / "newer.ckpt")
-    with pytest.raises(CheckpointError, match=r"newer\.ckpt: format 2 \(written by earthgraph 0\.3\.0\) is newer than "
-                                              r"this earthgraph \(0\.1\.0\) reads, formats 0 to 1: upgrade earthgraph"):
+    with pytest.raises(CheckpointError, match=r"newer\.ckpt: format 3 \(written by earthgraph 0\.3\.0\) is newer than "
+                                              r"this earthgraph \(0\.1\.0\) reads, formats 0 to 2: upgrade earthgraph"):
         ForecastModule.load_from_checkpoint(tmp_path / "newer.ckpt")
     (tmp_path / "cut.ckpt").write_bytes((FIXTURE / "model.ckpt").read_bytes()[:5000])
     with pytest.raises(CheckpointError, match=r"cut\.ckpt cannot be read \(truncated or corrupt\?\)"):
@@ -75,6 +91,25 @@ def test_older_formats_are_migrated_in_order_and_newer_or_broken_ones_refused_by
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match=r"foreign\.ckpt: not a Lightning checkpoint"):
         read_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_a_format_1_run_resumes_from_its_flat_hyperparameters(small_osse, tmp_path):
+    """``--ckpt_path`` takes the model's options from the checkpoint: a format-1 one's flat
+    options are migrated before they reach the parser (which knows only model.forecaster.*)."""
+    out, _ = small_osse
+    config = str(_resume_config(tmp_path, out, "old"))
+    train_cli(["fit", "--config", config, "--trainer.max_steps", "4"])
+    path = tmp_path / "old" / "ckpt" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt["hyper_parameters"].update(ckpt["hyper_parameters"].pop("forecaster"))  # format 1's layout
+    ckpt["earthgraph"]["format"] = 1
+    torch.save(ckpt, path)
+    # The config asks for a wider model; the checkpoint's own options win, so its weights fit.
+    train_cli(["fit", "--config", config, "--trainer.max_steps", "8", "--ckpt_path", str(path),
+               "--model.forecaster.latent_dim", "32"])
+    resumed = read_checkpoint(path)
+    assert resumed["global_step"] == 8 and resumed["earthgraph"]["format"] == checkpoint_format.FORMAT
+    assert resumed["hyper_parameters"]["forecaster"]["latent_dim"] == 16
 
 
 def test_migrate_rewrites_a_checkpoint_in_the_current_format(tmp_path):
@@ -85,9 +120,10 @@ def test_migrate_rewrites_a_checkpoint_in_the_current_format(tmp_path):
     proc = subprocess.run(run + [str(tmp_path / "old.ckpt"), "--out", str(tmp_path / "new.ckpt")], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "format 0 -> 1" in proc.stdout
+    assert "format 0 -> 2 (2 migration(s))" in proc.stdout
     new = torch.load(tmp_path / "new.ckpt", map_location="cpu", weights_only=False)
-    assert new["earthgraph"]["format"] == 1 and new["earthgraph"]["migrated_from"] == 0
+    assert new["earthgraph"]["format"] == 2 and new["earthgraph"]["migrated_from"] == 0
+    assert new["hyper_parameters"]["forecaster"]["nside"] == old["hyper_parameters"]["nside"]
     for k, v in old["state_dict"].items():
         torch.testing.assert_close(new["state_dict"][k], v, rtol=0, atol=0)
     assert "earthgraph" not in torch.load(tmp_path / "old.ckpt", weights_only=False), "--out leaves the old one"
@@ -127,7 +163,7 @@ def test_fork_continues_a_checkpoints_training_as_a_new_run_and_warm_start_takes
     with pytest.raises(CheckpointError, match=r"step=4\.ckpt: its weights do not fit this model .*checkpoint "
                                               r"\(\d+, 16\), model \(\d+, 32\)"):
         train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "wide")), "--warm_start", str(start),
-                   "--model.latent_dim", "32", "--model.hidden_dim", "32"])
+                   "--model.forecaster.latent_dim", "32", "--model.forecaster.hidden_dim", "32"])
     with pytest.raises(ValueError, match=r"--fork_from, --ckpt_path: give one of"):
         train_cli(["fit", "--config", str(_resume_config(tmp_path, out, "both")), "--fork_from", str(start),
                    "--ckpt_path", str(start)])

@@ -5,18 +5,26 @@ import pytest
 import torch
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.data.schema import ObservationSchema
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.graphs.mesh_graph import MeshGraph
-from earthgraph.processors.conservation import Budget, ConservativeTransport, limit_outgoing, parse_budgets
+from earthgraph.processors.conservation import (
+    Budget,
+    ConservativeTransport,
+    component_scales,
+    limit_outgoing,
+    observed_components,
+    parse_budgets,
+)
 
 COMPONENTS = ("atmosphere", "snow", "soil", "ocean")
-SCHEMA = {
+SCHEMA = ObservationSchema.from_dict({
     "mw_sounder": {"sphere": "atmosphere", "channels": ["tb_temperature", "tcwv"], "metadata": ["scan_angle"],
                    "mean": [260.0, 20.0], "std": [10.0, 10.0], "units": ["K", "kg m-2"],
                    "valid_min": [150.0, 0.0], "valid_max": [330.0, 100.0]},
     "snow": {"sphere": "land", "channels": ["swe"], "metadata": [], "mean": [30.0], "std": [40.0],
              "units": ["kg m-2"], "valid_min": [0.0], "valid_max": [2000.0]},
-}
+})
 WATER = {"water": {"atmosphere": ["mw_sounder.tcwv"], "snow": ["snow.swe"], "soil": [], "ocean": []}}
 
 
@@ -93,6 +101,14 @@ def test_budgets_are_checked_against_the_observations():
         parse_budgets({"water": ["atmosphere"]}, SCHEMA)
 
 
+def test_each_observed_channel_names_its_component_and_sets_its_starting_scale():
+    budgets = parse_budgets(WATER, SCHEMA)
+    # Components are columns in budget order: atmosphere 0, snow 1, soil 2, ocean 3.
+    assert observed_components(budgets, SCHEMA) == {"mw_sounder": [(1, 0)], "snow": [(0, 1)]}
+    # The observing channel's mean (tcwv 20, swe 30 kg m-2); 1 for the unobserved reservoirs.
+    assert component_scales(budgets, SCHEMA) == [20.0, 30.0, 1.0, 1.0]
+
+
 def _obs(n, c, m, batch=1, seed=0):
     g = torch.Generator().manual_seed(seed)
     return ObsSet(values=torch.randn(n, c, generator=g), error=torch.full((n, c), 0.1),
@@ -103,8 +119,9 @@ def _obs(n, c, m, batch=1, seed=0):
 
 def test_a_forecaster_with_a_water_budget_keeps_it_over_a_long_rollout(tmp_path):
     torch.manual_seed(0)
-    model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=1, budgets=WATER,
-                               graph_cache_dir=str(tmp_path), multiscale_levels=2)
+    model = GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                               processor_layers=1, budgets=WATER,
+                                                               graph_cache_dir=str(tmp_path), multiscale_levels=2))
     init = torch.tensor([1.6e9], dtype=torch.float64)
     state = model.encode({"mw_sounder": _obs(400, 2, 1), "snow": _obs(100, 1, 0)}, init)
     start = model.budget_totals(state)["water"]

@@ -8,7 +8,8 @@ import torch
 
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
-from earthgraph.forecaster import GraphDOPForecaster, split_windows
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
+from earthgraph.models.state import split_windows
 from earthgraph.training.cycling import ReplayBuffer, cold_start
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
@@ -31,8 +32,8 @@ def schema(store):
 
 def _model(store, schema, **kw) -> GraphDOPForecaster:
     torch.manual_seed(0)
-    return GraphDOPForecaster(schema, static=store.static(), graph_cache_dir=None, cycling=True,
-                              **{**TINY, "nside": 4}, **kw).eval()
+    config = ForecasterConfig(graph_cache_dir=None, cycling=True, **{**TINY, "nside": 4}, **kw)
+    return GraphDOPForecaster(schema, static=store.static(), config=config).eval()
 
 
 def test_cycle_windows_are_the_consecutive_windows_before_the_initialisation(store, schema):
@@ -158,8 +159,8 @@ def test_a_cycling_model_trains_through_lightning_from_its_replay_buffer(small_o
     L.seed_everything(0)
     dm = ObservationDataModule(str(out / "obs.zarr"), ("2020-03-01", "2020-03-09"), ("2020-03-09", "2020-03-11"),
                                rollout=2, batch_size=2, cycle_windows=2, max_targets_per_type=200)
-    module = ForecastModule(schema=dm.schema, static=dm.static, **TINY, cycling=True, replay_buffer_states=500,
-                            cold_start_fraction=0.2, budgets=WATER, lr=3e-3, warmup_steps=2)
+    module = ForecastModule(schema=dm.schema, static=dm.static, replay_buffer_states=500, cold_start_fraction=0.2,
+                            forecaster=ForecasterConfig(**TINY, cycling=True, budgets=WATER), lr=3e-3, warmup_steps=2)
     losses = []
 
     class Record(L.Callback):
@@ -172,8 +173,8 @@ def test_a_cycling_model_trains_through_lightning_from_its_replay_buffer(small_o
     assert len(module.replay) > 20 and module.replay.hits > 0
     assert np.isfinite(float(trainer.callback_metrics["val/loss"]))
     # A cycle through data.cycle_windows needs a cycling model, and says so before training.
-    plain = ForecastModule(schema=dm.schema, static=dm.static, **TINY)
-    with pytest.raises(ValueError, match="data.cycle_windows is 2 but model.cycling is false"):
+    plain = ForecastModule(schema=dm.schema, static=dm.static, forecaster=ForecasterConfig(**TINY))
+    with pytest.raises(ValueError, match="data.cycle_windows is 2 but model.forecaster.cycling is false"):
         _trainer(1, limit_val_batches=0).fit(plain, dm)
 
 
@@ -184,7 +185,8 @@ def test_evaluate_scores_the_cycled_system_beside_its_memoryless_self(small_osse
     L.seed_everything(0)
     dm = ObservationDataModule(str(out / "obs.zarr"), ("2020-03-01", "2020-03-08"), ("2020-03-08", "2020-03-09"),
                                ("2020-03-09", "2020-03-11"), rollout=1, batch_size=2, cycle_windows=2)
-    module = ForecastModule(schema=dm.schema, static=dm.static, **TINY, cycling=True, replay_buffer_states=100)
+    module = ForecastModule(schema=dm.schema, static=dm.static, forecaster=ForecasterConfig(**TINY, cycling=True),
+                            replay_buffer_states=100)
     trainer = _trainer(3, limit_val_batches=0)
     trainer.fit(module, dm)
     trainer.save_checkpoint(tmp_path / "cycled.ckpt")

@@ -10,6 +10,7 @@ import xarray as xr
 
 from earthgraph.evaluate import EvaluationError
 from earthgraph.evaluate.cli import main, parse_options, run
+from earthgraph.models import ForecasterConfig
 from earthgraph.scoring.areas import latitude_weights
 
 
@@ -25,8 +26,10 @@ def scored(small_osse, tmp_path_factory):
     L.seed_everything(0)
     dm = ObservationDataModule(str(out / "obs.zarr"), ("2020-03-01", "2020-03-08"), ("2020-03-08", "2020-03-09"),
                                ("2020-03-09", "2020-03-11"), rollout=1, batch_size=2)
-    module = ForecastModule(schema=dm.schema, static=dm.static, nside=4, latent_dim=16, hidden_dim=16,
-                            processor_layers=1, budgets={"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}})
+    water = {"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}}
+    module = ForecastModule(schema=dm.schema, static=dm.static,
+                            forecaster=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16, processor_layers=1,
+                                                        budgets=water))
     trainer = L.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         limit_val_batches=0, accelerator="cpu")
     trainer.fit(module, dm)

@@ -24,18 +24,18 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "earthgraph"
 LAYERS = (
     (("earthgraph.data", "earthgraph.graphs"),
      ("earthgraph.encoders", "earthgraph.processors", "earthgraph.decoders", "earthgraph.models",
-      "earthgraph.forecaster", "earthgraph.training", "earthgraph.scoring", "earthgraph.evaluate")),
+      "earthgraph.training", "earthgraph.scoring", "earthgraph.evaluate")),
     (("earthgraph.scoring",),
-     ("earthgraph.models", "earthgraph.forecaster", "earthgraph.encoders", "earthgraph.processors",
+     ("earthgraph.models", "earthgraph.encoders", "earthgraph.processors",
       "earthgraph.decoders", "earthgraph.training", "earthgraph.evaluate")),
     (("earthgraph.encoders", "earthgraph.processors", "earthgraph.decoders", "earthgraph.layers"),
-     ("earthgraph.models", "earthgraph.forecaster", "earthgraph.training", "earthgraph.scoring",
+     ("earthgraph.models", "earthgraph.training", "earthgraph.scoring",
       "earthgraph.evaluate")),
-    (("earthgraph.models", "earthgraph.forecaster"),
+    (("earthgraph.models",),
      ("earthgraph.training", "earthgraph.scoring", "earthgraph.evaluate")),
     (("earthgraph.kernels",),
      ("earthgraph.data", "earthgraph.graphs", "earthgraph.encoders", "earthgraph.processors",
-      "earthgraph.decoders", "earthgraph.models", "earthgraph.forecaster", "earthgraph.training",
+      "earthgraph.decoders", "earthgraph.models", "earthgraph.training",
       "earthgraph.scoring", "earthgraph.evaluate")),
 )
 LIGHTNING = ("lightning", "pytorch_lightning", "lightning_fabric")

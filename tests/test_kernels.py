@@ -415,7 +415,7 @@ def test_forecaster_on_triton_kernels_matches_the_torch_backend(processor):
     # forecasts and gradients agree with the torch backend to float32 rounding.
     from test_model import SCHEMA, _obs
 
-    from earthgraph.forecaster import GraphDOPForecaster
+    from earthgraph.models import ForecasterConfig, GraphDOPForecaster
     from earthgraph.training.loss import observation_loss
 
     inputs = {"synop": _obs(60, 1, 0), "mw_sounder": _obs(80, 2, 1)}
@@ -424,9 +424,10 @@ def test_forecaster_on_triton_kernels_matches_the_torch_backend(processor):
 
     def run(backend):
         torch.manual_seed(0)
-        model = GraphDOPForecaster(SCHEMA, nside=2, latent_dim=8, hidden_dim=8, processor_layers=1, processor=processor,
-                                   multiscale_levels=2, graph_cache_dir=None, kernel_backend=backend,
-                                   budgets={"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}})
+        water = {"water": {"atmosphere": ["mw_sounder.tcwv"], "soil": []}}
+        config = ForecasterConfig(nside=2, latent_dim=8, hidden_dim=8, processor_layers=1, processor=processor,
+                                  multiscale_levels=2, graph_cache_dir=None, kernel_backend=backend, budgets=water)
+        model = GraphDOPForecaster(SCHEMA, config=config)
         out = model(inputs, init, targets)
         loss, _ = observation_loss(out, targets)
         loss.backward()

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.forecaster import GraphDOPForecaster, PointStatics
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
+from earthgraph.models.statics import PointStatics
 from earthgraph.training.loss import observation_loss
 
 SCHEMA = {
@@ -29,7 +30,8 @@ def _obs(n, c, m, batch=2, seed=0):
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2)
+    return GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                              processor_layers=2))
 
 
 def test_forward_shapes_over_a_rollout():
@@ -113,8 +115,9 @@ def test_graphs_of_all_types_in_one_pass_predict_what_type_by_type_does(neighbou
     predictions and gradients, to float32 round-off."""
     def run(batch_types):
         torch.manual_seed(3)
-        model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
-                                   encoder_neighbours=neighbours, batch_types=batch_types)
+        model = GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                                   processor_layers=2, encoder_neighbours=neighbours,
+                                                                   batch_types=batch_types))
         # A type the model does not know is ignored, as type by type.
         inputs = {"synop": _obs(300, 1, 0), "unknown": _obs(10, 1, 0), "mw_sounder": _obs(400, 2, 1, seed=4)}
         targets = [{"synop": _obs(50, 1, 0, seed=k), "mw_sounder": _obs(70, 2, 1, seed=k + 9)} for k in range(2)]
@@ -131,7 +134,7 @@ def test_graphs_of_all_types_in_one_pass_predict_what_type_by_type_does(neighbou
 
 def test_bad_mesh_size_is_rejected():
     with pytest.raises(ValueError, match="nside must be a power of two"):
-        GraphDOPForecaster(SCHEMA, nside=6)
+        GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=6))
 
 
 def test_point_statics_give_the_surface_under_each_point():
@@ -159,7 +162,7 @@ def test_point_statics_give_the_surface_under_each_point():
 
 def test_insolation_history_is_the_mean_of_past_sunlight():
     from earthgraph.data import solar
-    from earthgraph.forecaster import mean_insolation
+    from earthgraph.models.features import mean_insolation
 
     lat = torch.tensor(np.radians([0.0, 45.0, -70.0]), dtype=torch.float64)
     lon = torch.tensor(np.radians([10.0, -100.0, 150.0]), dtype=torch.float64)
@@ -175,9 +178,9 @@ def test_the_forecaster_runs_on_either_mesh_with_multiscale_edges(mesh, extra, t
     torch.manual_seed(0)
     static = {"latitude": np.linspace(-87.1875, 87.1875, 32), "longitude": np.arange(64) * 5.625,
               "land_sea_mask": (np.random.default_rng(0).random((32, 64)) > 0.7).astype(np.float32)}
-    model = GraphDOPForecaster(SCHEMA, latent_dim=16, hidden_dim=16, processor_layers=2, mesh=mesh,
-                               multiscale_levels=extra.pop("multiscale_levels", 2), static=static,
-                               graph_cache_dir=str(tmp_path), **extra)
+    config = ForecasterConfig(latent_dim=16, hidden_dim=16, processor_layers=2, mesh=mesh,
+                              multiscale_levels=extra.pop("multiscale_levels", 2), graph_cache_dir=str(tmp_path), **extra)
+    model = GraphDOPForecaster(SCHEMA, static=static, config=config)
     # Node statics are the conservatively remapped land fraction: the area-weighted land
     # total of the grid is kept.
     land = model.node_static[:, -2].double()
@@ -198,8 +201,11 @@ def test_the_forecaster_runs_on_either_mesh_with_multiscale_edges(mesh, extra, t
 def test_processors_train_with_checkpointing_and_run_under_bf16_autocast(processor, tmp_path):
     def build(checkpointing):
         torch.manual_seed(0)
-        return GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2, processor=processor,
-                                  attention_heads=4, activation_checkpointing=checkpointing, graph_cache_dir=str(tmp_path))
+        return GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                                  processor_layers=2, processor=processor,
+                                                                  attention_heads=4,
+                                                                  activation_checkpointing=checkpointing,
+                                                                  graph_cache_dir=str(tmp_path)))
 
     inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}
     targets = [{"synop": _obs(50, 1, 0, seed=1)}, {"mw_sounder": _obs(60, 2, 1, seed=2)}]
@@ -217,7 +223,7 @@ def test_processors_train_with_checkpointing_and_run_under_bf16_autocast(process
         out = build(False)(inputs, init, targets)
     assert all(torch.isfinite(v.float()).all() for step in out for v in step.values())
     with pytest.raises(ValueError, match="unknown processor 'gnn'"):
-        GraphDOPForecaster(SCHEMA, nside=4, processor="gnn", graph_cache_dir=str(tmp_path))
+        GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, processor="gnn", graph_cache_dir=str(tmp_path)))
 
 
 def test_fair_crps_matches_its_definition():
@@ -241,8 +247,9 @@ def test_fair_crps_matches_its_definition():
 def test_an_ensemble_gives_distinct_members_trains_on_crps_and_is_reproducible(tmp_path):
     def run(seed):
         torch.manual_seed(seed)
-        model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=1,
-                                   ensemble_members=3, graph_cache_dir=str(tmp_path))
+        model = GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                                   processor_layers=1, ensemble_members=3,
+                                                                   graph_cache_dir=str(tmp_path)))
         inputs = {"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}
         targets = [{"synop": _obs(50, 1, 0, seed=1)}, {"mw_sounder": _obs(60, 2, 1, seed=2)}]
         out = model(inputs, torch.tensor([1.6e9, 1.6e9 + 43200], dtype=torch.float64), targets)
@@ -263,8 +270,8 @@ def test_a_state_normed_free_run_keeps_its_latents_at_the_scale_of_the_first_win
     """The year-long forecast's failure, in small: without the norm the residual updates pile up
     over a free run; with it, the latents after 20 windows are as large as after 2."""
     torch.manual_seed(0)
-    model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
-                               state_norm=state_norm)
+    model = GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                               processor_layers=2, state_norm=state_norm))
     start = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
     with torch.no_grad():
         state = model.encode({"synop": _obs(300, 1, 0), "mw_sounder": _obs(500, 2, 1)}, start)
@@ -281,9 +288,10 @@ def test_a_state_normed_free_run_keeps_its_latents_at_the_scale_of_the_first_win
 
 def test_latent_noise_perturbs_training_steps_at_its_relative_size_and_never_a_forecast():
     torch.manual_seed(0)
-    model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
-                               latent_noise=0.1)
-    clean = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2)
+    model = GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                               processor_layers=2, latent_noise=0.1))
+    clean = GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16,
+                                                               processor_layers=2))
     clean.load_state_dict(model.state_dict())
     start = torch.tensor([1.6e9, 1.6e9], dtype=torch.float64)
     with torch.no_grad():
@@ -303,7 +311,8 @@ def test_latent_noise_perturbs_training_steps_at_its_relative_size_and_never_a_f
     relative = ((seen[0] - state.h).std(dim=1) / state.h.std(dim=1)).mean()
     assert float(relative) == pytest.approx(0.1, rel=0.15)
     with pytest.raises(ValueError, match="latent_noise"):
-        GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=2, latent_noise=-0.1)
+        GraphDOPForecaster(SCHEMA, config=ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16, processor_layers=2,
+                                                           latent_noise=-0.1))
 
 
 @pytest.mark.parametrize("processor_statics", [False, True])
@@ -316,10 +325,11 @@ def test_processor_statics_tell_every_step_the_surface_under_each_node(processor
     planets = [{"latitude": lat, "longitude": lon, "land_sea_mask": mask.astype(float)}
                for mask in (land, ~land)]
     models = []
+    config = ForecasterConfig(nside=2, latent_dim=16, hidden_dim=16, processor_layers=1,
+                              processor_statics=processor_statics)
     for static in planets:
         torch.manual_seed(0)
-        models.append(GraphDOPForecaster(SCHEMA, nside=2, latent_dim=16, hidden_dim=16, processor_layers=1,
-                                         static=static, processor_statics=processor_statics))
+        models.append(GraphDOPForecaster(SCHEMA, static=static, config=config))
     models[1].load_state_dict(models[0].state_dict())
     start = torch.tensor([1.6e9], dtype=torch.float64)
     with torch.no_grad():

@@ -6,7 +6,7 @@ import torch
 from earthgraph.data.obs_types import DEFAULT_PRODUCTS
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
-from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.training.predict import forecast_on_grid, grid_targets
 
 LAT = np.linspace(-80.0, 80.0, 9)
@@ -21,8 +21,9 @@ def test_grid_forecasts_are_the_decode_of_every_product_at_every_lead(small_osse
     store = ObservationStore(small_osse[0] / "obs.zarr").load()
     schema = observation_schema(store)
     torch.manual_seed(0)
-    model = GraphDOPForecaster(schema, static=store.static(), graph_cache_dir=None, nside=4, latent_dim=16,
-                               hidden_dim=16, processor_layers=1).eval()
+    model = GraphDOPForecaster(schema, static=store.static(), config=ForecasterConfig(graph_cache_dir=None, nside=4,
+                                                                                      latent_dim=16, hidden_dim=16,
+                                                                                      processor_layers=1)).eval()
     products = tuple(p for p in DEFAULT_PRODUCTS if p.obs_type in schema)
     assert len({p.obs_type for p in products}) >= 3
     times = init_times_between(np.datetime64("2020-03-05"), np.datetime64("2020-03-07"), 12, 2, 12,
@@ -40,11 +41,11 @@ def test_grid_forecasts_are_the_decode_of_every_product_at_every_lead(small_osse
                 state = model.step(state, init + k * model.window_seconds)
                 for p in products:
                     spec = schema[p.obs_type]
-                    c = spec["channels"].index(p.channel)
-                    tgt = grid_targets(LAT, LON, 1, lead / 12.0 - k, len(spec["metadata"]))
+                    c = spec.channels.index(p.channel)
+                    tgt = grid_targets(LAT, LON, 1, lead / 12.0 - k, len(spec.metadata))
                     pred = model.decode(state, {p.obs_type: tgt}, init + k * model.window_seconds)[p.obs_type]
                     pred = pred[:, c].numpy()
-                    want = np.clip(pred * spec["std"][c] + spec["mean"][c], spec["valid_min"][c], spec["valid_max"][c])
+                    want = np.clip(pred * spec.std[c] + spec.mean[c], spec.valid_min[c], spec.valid_max[c])
                     got = fc[p.variable].values[i, k].ravel()
                     where = np.isfinite(got)  # land or ocean only products are NaN elsewhere
                     assert where.any()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.pyg import to_hetero_data
 from earthgraph.processors.pyg import PyGProcessor, batched_edges
@@ -46,9 +46,10 @@ def _great_circle(x_a, x_b):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     torch.manual_seed(0)
-    return GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=1, budgets=WATER,
+    config = ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16, processor_layers=1, budgets=WATER,
                               multiscale_levels=2, processor=CustomProcessor(**GAT),
                               graph_cache_dir=str(tmp_path_factory.mktemp("graphs")))
+    return GraphDOPForecaster(SCHEMA, config=config)
 
 
 def test_the_export_holds_the_models_graphs_edge_for_edge_under_anemois_names(model):
@@ -140,17 +141,18 @@ trainer:
   logger: false
   enable_checkpointing: false
 model:
-  nside: 4
-  latent_dim: 16
-  hidden_dim: 16
-  processor_layers: 2
   lr: 0.003
   warmup_steps: 2
-  processor:
-    class_path: {GAT["class_path"]}
-    init_args: {{conv: GATConv, conv_args: {{heads: 2}}}}
-  budgets:
-    water: {{atmosphere: [mw_sounder.tcwv], snow: [snow.swe], soil: [], ocean: []}}
+  forecaster:
+    nside: 4
+    latent_dim: 16
+    hidden_dim: 16
+    processor_layers: 2
+    processor:
+      class_path: {GAT["class_path"]}
+      init_args: {{conv: GATConv, conv_args: {{heads: 2}}}}
+    budgets:
+      water: {{atmosphere: [mw_sounder.tcwv], snow: [snow.swe], soil: [], ocean: []}}
 data:
   store: {store}
   train_period: [2020-03-01, 2020-03-09]

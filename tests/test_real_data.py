@@ -35,10 +35,12 @@ def _train_a_small_model(dm, steps: int, checkpoint: Path) -> None:
     """A few steps of a small model on ``dm`` with a real Trainer, saved at ``checkpoint``."""
     import lightning as L
 
+    from earthgraph.models import ForecasterConfig
     from earthgraph.training.module import ForecastModule
 
-    module = ForecastModule(schema=dm.schema, static=dm.static, window_hours=dm.window_hours, nside=4, latent_dim=32,
-                            hidden_dim=32, processor_layers=2, warmup_steps=5)
+    forecaster = ForecasterConfig(window_hours=dm.window_hours, nside=4, latent_dim=32, hidden_dim=32,
+                                  processor_layers=2)
+    module = ForecastModule(schema=dm.schema, static=dm.static, forecaster=forecaster, warmup_steps=5)
     trainer = L.Trainer(max_steps=steps, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         limit_val_batches=0, accelerator="cpu")
     trainer.fit(module, dm)

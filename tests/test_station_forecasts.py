@@ -16,7 +16,7 @@ from earthgraph.data.stations import StationListError, read_stations, station_li
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.store_writer import StoreWriter
 from earthgraph.data.windows import WindowDataset, collate_windows, init_times_between, observation_schema
-from earthgraph.forecaster import GraphDOPForecaster
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.predict import (
@@ -40,8 +40,8 @@ def _setup(osse_dir, members=1):
     store = ObservationStore(osse_dir / "obs.zarr").load()
     schema = observation_schema(store)
     torch.manual_seed(0)
-    model = GraphDOPForecaster(schema, static=store.static(), graph_cache_dir=None, ensemble_members=members,
-                               **TINY).eval()
+    config = ForecasterConfig(graph_cache_dir=None, ensemble_members=members, **TINY)
+    model = GraphDOPForecaster(schema, static=store.static(), config=config).eval()
     times = init_times_between(np.datetime64("2020-03-05"), np.datetime64("2020-03-07"), 12, 2, 12,
                                store.time_range, 2)[:3]
     return store, schema, model, times, WindowDataset(store, times, schema, 12, 2, input_windows=2)
@@ -103,7 +103,7 @@ def test_an_ensemble_keeps_its_members_at_stations(small_osse):
         tgt = point_targets(radians32(stations.lat), radians32(stations.lon), 2, 0.5, 0)
         pred = model.decode(state, {"synop": tgt}, init + model.window_seconds)["synop"][..., 0].numpy()  # (M, 2 n)
     spec = schema["synop"]
-    want = np.clip(pred * spec["std"][0] + spec["mean"][0], spec["valid_min"][0], spec["valid_max"][0])
+    want = np.clip(pred * spec.std[0] + spec.mean[0], spec.valid_min[0], spec.valid_max[0])
     want = want.reshape(3, 2, 2).transpose(1, 0, 2)  # (M, sample, station) -> (time, realization, station)
     np.testing.assert_allclose(at["synop.t2m"].values[:, 0], want, rtol=1e-6)
     assert np.ptp(want, axis=1).min() > 0 and np.ptp(want, axis=0).min() > 0, "members and times differ"
@@ -163,7 +163,8 @@ def station_wind_run(small_osse, tmp_path_factory):
     L.seed_everything(0)
     dm = ObservationDataModule(str(store), train_period=("2020-03-01", "2020-03-09"),
                                val_period=("2020-03-09", "2020-03-11"), rollout=1, batch_size=2)
-    module = ForecastModule(schema=dm.schema, static=dm.static, graph_cache_dir=None, **TINY)
+    module = ForecastModule(schema=dm.schema, static=dm.static,
+                            forecaster=ForecasterConfig(graph_cache_dir=None, **TINY))
     trainer = L.Trainer(max_steps=2, limit_val_batches=0, logger=False, enable_progress_bar=False,
                         enable_checkpointing=False, default_root_dir=tmp, accelerator="cpu")
     trainer.fit(module, dm)
@@ -197,7 +198,7 @@ def test_train_py_predict_with_stations_writes_both_station_files(station_wind_r
     cfg = tmp / "p.yaml"
     cfg.write_text(f"""
 trainer: {{accelerator: cpu, logger: false, enable_progress_bar: false, default_root_dir: {tmp}}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, graph_cache_dir: null}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, graph_cache_dir: null}}}}
 data:
   store: {store}
   train_period: [2020-03-01, 2020-03-09]

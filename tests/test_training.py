@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
+from earthgraph.models import ForecasterConfig
 from earthgraph.training.callbacks import ForecastMaps, ProgressLine, ThroughputMonitor, TimeBudget
 from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.loss import observation_loss
@@ -20,7 +22,8 @@ from earthgraph.training.wandb_offline import read_config, read_history
 REPO = Path(__file__).resolve().parents[1]
 PERIODS = dict(train_period=("2020-03-01", "2020-03-09"), val_period=("2020-03-09", "2020-03-11"),
                test_period=("2020-03-11", "2020-03-13"))
-SMALL_MODEL = dict(nside=4, latent_dim=32, hidden_dim=32, processor_layers=2, warmup_steps=2)
+SMALL = ForecasterConfig(nside=4, latent_dim=32, hidden_dim=32, processor_layers=2)
+SMALL_MODEL = dict(forecaster=SMALL, warmup_steps=2)
 
 
 def _datamodule(osse_dir, **kw):
@@ -118,7 +121,7 @@ def test_lightning_fit_logs_metrics_to_an_offline_wandb_run(small_osse, tmp_path
     steps = [row["trainer/global_step"] for row in history if "val/loss" in row]
     assert steps == [2, 5], "validation every 3 steps"
     config = read_config(run_dir)
-    assert config["nside"] == 4 and config["latent_dim"] == 32
+    assert config["forecaster"]["nside"] == 4 and config["forecaster"]["latent_dim"] == 32
     assert config["graph"]["nodes"] == 192 and config["data"]["types"] == sorted(dm.schema)
     assert len(config["git"]["commit"] or "") in (0, 40)  # a checkout records its commit
 
@@ -203,7 +206,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {{dirpath: {tmp_path}/ckpt, save_last: true}}
 {trainer_extra}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
@@ -266,7 +269,8 @@ def test_an_ensemble_with_a_water_budget_trains_reloads_and_is_scored(small_osse
     L.seed_everything(0)
     dm = _datamodule(out)
     water = {"water": {"atmosphere": ["mw_sounder.tcwv"], "snow": ["snow.swe"], "soil": [], "ocean": []}}
-    module = ForecastModule(schema=dm.schema, static=dm.static, ensemble_members=2, budgets=water, **SMALL_MODEL)
+    module = ForecastModule(schema=dm.schema, static=dm.static, warmup_steps=2,
+                            forecaster=replace(SMALL, ensemble_members=2, budgets=water))
     trainer = L.Trainer(max_steps=3, limit_val_batches=1, val_check_interval=3, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
                         accelerator="cpu")
@@ -343,7 +347,7 @@ trainer:
   logger:
     class_path: lightning.pytorch.loggers.CSVLogger
     init_args: {{save_dir: {tmp_path}/{run}, name: csv}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
@@ -384,7 +388,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {{dirpath: {tmp_path}/{run}/ckpt, save_last: true, every_n_train_steps: 4, save_top_k: -1,
                    filename: "{{step}}"}}
-model: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1, warmup_steps: 3}}
+model: {{forecaster: {{nside: 4, latent_dim: 16, hidden_dim: 16, processor_layers: 1}}, warmup_steps: 3}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
@@ -485,7 +489,7 @@ def test_predict_writes_wb2_zarr_and_an_observation_space_store(small_osse, tmp_
     cfg = tmp_path / "p.yaml"
     cfg.write_text(f"""
 trainer: {{accelerator: cpu, logger: false, enable_progress_bar: false, default_root_dir: {tmp_path}}}
-model: {{nside: 4, latent_dim: 32, hidden_dim: 32, processor_layers: 2}}
+model: {{forecaster: {{nside: 4, latent_dim: 32, hidden_dim: 32, processor_layers: 2}}}}
 data:
   store: {out}/obs.zarr
   train_period: [2020-03-01, 2020-03-09]
@@ -536,24 +540,31 @@ def test_checkpoints_are_replaced_atomically_and_the_cli_uses_it(small_osse, tmp
     out, _ = small_osse
     cli = main(["--trainer.logger", "false", "--trainer.accelerator", "cpu", "--data.store", str(out / "obs.zarr"),
                 "--data.train_period", "[2020-03-01, 2020-03-09]", "--data.val_period", "[2020-03-09, 2020-03-11]",
-                "--model.nside", "4"], run=False)
+                "--model.forecaster.nside", "4"], run=False)
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+COMMITTED_CONFIGS = sorted(str(p.relative_to(REPO)) for p in [*(REPO / "configs").glob("*.yaml"),
+                                                              *(REPO / "examples").glob("*/train.yaml")])
+
+
+@pytest.mark.parametrize("config", COMMITTED_CONFIGS)
 def test_every_committed_config_parses_with_the_cli(config):
     # A typo in a key, a wrong class path or a bad type fails here, before anyone's
     # GPU hour does (the configs name stores that need not exist yet).
-    proc = subprocess.run([sys.executable, "train.py", "fit", "--config", f"configs/{config}", "--print_config"],
+    proc = subprocess.run([sys.executable, "train.py", "fit", "--config", config, "--print_config"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import yaml
 
-    written = yaml.safe_load((REPO / "configs" / config).read_text())
+    written = yaml.safe_load((REPO / config).read_text())
     parsed = yaml.safe_load(proc.stdout)
-    for section in ("model", "data"):
-        for key, value in written[section].items():
-            got = parsed[section][key]
+    forecaster = written["model"].pop("forecaster", {})  # only the options it sets; the rest are defaults
+    sections = {"model": (written["model"], parsed["model"]), "data": (written["data"], parsed["data"]),
+                "model.forecaster": (forecaster, parsed["model"]["forecaster"])}
+    for section, (given, read) in sections.items():
+        for key, value in given.items():
+            got = read[key]
             if isinstance(value, dict):  # YAML mapping keys may come back as strings
                 value, got = {str(k): v for k, v in value.items()}, {str(k): v for k, v in got.items()}
             assert got == value, f"{config}: {section}.{key} read as {got!r}, written {value!r}"

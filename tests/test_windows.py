@@ -31,7 +31,7 @@ def test_windows_hold_the_right_observations_in_window_units(store):
     assert -2.0 <= item["inputs"]["synop"].time.min() and item["inputs"]["synop"].time.max() < 0.0
     assert 0.0 <= item["targets"][1]["synop"].time.min() and item["targets"][1]["synop"].time.max() < 1.0
     spec = schema["synop"]
-    back = item["targets"][1]["synop"].values.numpy()[:, 0] * spec["std"][0] + spec["mean"][0]
+    back = item["targets"][1]["synop"].values.numpy()[:, 0] * spec.std[0] + spec.mean[0]
     np.testing.assert_allclose(back, raw_t2["values"][:, 0], rtol=1e-5)
 
 
@@ -97,10 +97,10 @@ def test_normalisation_statistics_come_from_the_stats_period_only(store):
     t0, t1 = (int(np.datetime64(t, "s").astype(np.int64)) for t in period)
     for name in ("synop", "geo_ir"):
         values = store.read(name, t0, t1)["values"].astype(np.float64)
-        np.testing.assert_allclose(schema[name]["mean"], np.nanmean(values, axis=0), rtol=1e-9)
-        np.testing.assert_allclose(schema[name]["std"], np.nanstd(values, axis=0, ddof=1), rtol=1e-7)
+        np.testing.assert_allclose(schema[name].mean, np.nanmean(values, axis=0), rtol=1e-9)
+        np.testing.assert_allclose(schema[name].std, np.nanstd(values, axis=0, ddof=1), rtol=1e-7)
         # The whole store's statistics (test period included) differ.
-        assert not np.allclose(schema[name]["mean"], store.stats(name)["mean"], rtol=1e-6)
+        assert not np.allclose(schema[name].mean, store.stats(name)["mean"], rtol=1e-6)
 
 
 def test_overlapping_periods_are_refused_by_name(small_osse):

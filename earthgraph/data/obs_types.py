@@ -7,11 +7,14 @@ its ``name``. New types are added with :func:`register`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from earthgraph import SPHERES
+
+if TYPE_CHECKING:
+    from earthgraph.data.schema import TypeSchema
 
 
 @dataclass(frozen=True)
@@ -233,29 +236,31 @@ BUILTIN_TYPES = frozenset(_REGISTRY)
 """The names of the nature run's types; a user's own types are everything else."""
 
 
-def products_for(schema: Mapping[str, Mapping]) -> tuple[Product, ...]:
+def products_for(schema: Mapping[str, "TypeSchema"]) -> tuple[Product, ...]:
     """The gridded (or station) variables a model with this schema forecasts.
 
-    ``schema``: :func:`earthgraph.data.windows.observation_schema`'s, which a
+    ``schema``: an :class:`~earthgraph.data.schema.ObservationSchema`, which a
     checkpoint keeps. Built-in types give :data:`DEFAULT_PRODUCTS` (in that order,
     first); a type that declares products gives those; any other type of the
     user's gives one product per channel, named ``<type>_<channel>``, so that a
     model trained on custom types never writes a forecast without variables.
     """
-    out = [p for p in DEFAULT_PRODUCTS if p.obs_type in schema and not schema[p.obs_type].get("products")]
-    for name, spec in schema.items():
-        declared = spec.get("products")
-        if declared:
-            out += [Product(**p) for p in declared]
-        elif name not in BUILTIN_TYPES:
-            out += [Product(f"{name}_{c}", spec["sphere"], name, c, u)
-                    for c, u in zip(spec["channels"], spec["units"])]
-    return tuple(out)
+    return _products({name: (s.sphere, s.channels, s.units, s.products) for name, s in schema.items()})
 
 
 def type_products(types: Iterable[ObservationType]) -> tuple[Product, ...]:
     """:func:`products_for` of observation types themselves (a store's, say), without the
     normalisation statistics a model's schema carries."""
-    return products_for({t.name: {"sphere": t.sphere, "channels": t.channel_names,
-                                  "units": [c.units for c in t.channels],
-                                  "products": [asdict(p) for p in t.products]} for t in types})
+    return _products({t.name: (t.sphere, t.channel_names, [c.units for c in t.channels], t.products) for t in types})
+
+
+def _products(types: Mapping[str, tuple[str, Sequence[str], Sequence[str], tuple[Product, ...]]]
+              ) -> tuple[Product, ...]:
+    """:func:`products_for` of ``{type: (sphere, channels, units, declared products)}``."""
+    out = [p for p in DEFAULT_PRODUCTS if p.obs_type in types and not types[p.obs_type][3]]
+    for name, (sphere, channels, units, declared) in types.items():
+        if declared:
+            out += declared
+        elif name not in BUILTIN_TYPES:
+            out += [Product(f"{name}_{c}", sphere, name, c, u) for c, u in zip(channels, units)]
+    return tuple(out)

@@ -18,19 +18,19 @@ the memoryless model otherwise never sees.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from earthgraph.data.batch import ObsSet, columns_to_obsset, metadata_features
+from earthgraph.data.schema import ObservationSchema, TypeSchema
 from earthgraph.data.store import ObservationStore
 
 
-def observation_schema(store: ObservationStore, stats_period: tuple | None = None) -> dict:
+def observation_schema(store: ObservationStore, stats_period: tuple | None = None) -> ObservationSchema:
     """What a model needs to know about the store's types: channels, metadata
-    features, sphere, and the normalisation statistics, as plain data.
+    features, sphere, and the normalisation statistics.
 
     stats_period: ``(start, end)`` (ISO dates or datetime64) over which the
     statistics are computed, the training period, so that nothing of the
@@ -54,19 +54,8 @@ def observation_schema(store: ObservationStore, stats_period: tuple | None = Non
             period["std"] = [m if n >= 2 else s for m, s, n in zip(period["std"], stats["std"], period["count"])]
             stats = period
         std = [s if s > 0 else 1.0 for s in stats["std"]]
-        schema[name] = {
-            "sphere": t.sphere,
-            "channels": t.channel_names,
-            "units": [c.units for c in t.channels],
-            "valid_min": [c.valid_min for c in t.channels],
-            "valid_max": [c.valid_max for c in t.channels],
-            "metadata": metadata_features(t.metadata),
-            "mean": [float(m) for m in stats["mean"]],
-            "std": [float(x) for x in std],
-        }
-        if t.products:  # the gridded variables a user's type declares (obs_types.products_for)
-            schema[name]["products"] = [asdict(p) for p in t.products]
-    return schema
+        schema[name] = TypeSchema.of(t, metadata_features(t.metadata), stats["mean"], std)
+    return ObservationSchema(schema)
 
 
 # GraphDOP drops 25% of satellite and 50% of conventional (in-situ) observations from the inputs.
@@ -113,7 +102,7 @@ class WindowDataset(Dataset):
     when that is more than ``input_windows`` (the module docstring).
     """
 
-    def __init__(self, store: ObservationStore, init_times: np.ndarray, schema: dict,
+    def __init__(self, store: ObservationStore, init_times: np.ndarray, schema: ObservationSchema,
                  window_hours: float = 12.0, rollout: int = 1, dropout: dict[str, float] | None = None,
                  max_targets_per_type: int | None = None, input_windows: int = 1, seed: int = 0,
                  cycle_windows: int = 0, history_windows: dict[str, int] | None = None):
@@ -179,8 +168,8 @@ class WindowDataset(Dataset):
             if rng is not None and max_rows is not None and len(cols["time"]) > max_rows:
                 keep = np.sort(rng.choice(len(cols["time"]), size=max_rows, replace=False))
                 cols = {k: v[keep] for k, v in cols.items()}
-            out[name] = columns_to_obsset(cols, spec["metadata"], np.asarray(spec["mean"], np.float32),
-                                          np.asarray(spec["std"], np.float32), origin, self.window, 0)
+            out[name] = columns_to_obsset(cols, spec.metadata, np.asarray(spec.mean, np.float32),
+                                          np.asarray(spec.std, np.float32), origin, self.window, 0)
         return out
 
     def input_window(self, t0: int) -> dict[str, ObsSet]:
@@ -221,7 +210,7 @@ def windows_before(input_windows: int, history_windows: dict[str, int] | None = 
     return max([input_windows, cycle_windows, *(history_windows or {}).values()])
 
 
-def check_history_windows(history_windows: dict[str, int] | None, schema: dict, input_windows: int
+def check_history_windows(history_windows: dict[str, int] | None, schema: ObservationSchema, input_windows: int
                           ) -> dict[str, int]:
     """The per-type input histories that reach further back than ``input_windows``, checked."""
     history = {}

@@ -11,7 +11,7 @@ loop's vector body and its tail, which can differ by an ulp).
 
 Conventions as :mod:`earthgraph.graphs.edges`: latitude and longitude in radians,
 edges grouped by point, ``mesh`` anything with ``locate``, ``neighbours``, ``xyz``
-and ``spacing`` (:class:`earthgraph.forecaster.MeshGraph`).
+and ``spacing`` (:class:`earthgraph.graphs.mesh_graph.MeshGraph`).
 """
 
 from __future__ import annotations

@@ -14,15 +14,16 @@
 
 The backend is a process-wide setting changed with :func:`set_backend` or, for a
 block of code, :func:`use_backend`; the forecaster sets it from its
-``kernel_backend`` argument around each of its calls. Nothing is read from the
-environment.
+``kernel_backend`` option around each of its calls (:func:`with_kernel_backend`).
+Nothing is read from the environment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -59,6 +60,18 @@ def use_backend(name: str) -> Iterator[None]:
         yield
     finally:
         _current = previous
+
+
+def with_kernel_backend(method: Callable) -> Callable:
+    """Run a method with its object's ``kernel_backend`` (one of ``BACKENDS``) as the backend
+    of every aggregation op inside it: the forecaster's calls, whatever the process-wide setting."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with use_backend(self.kernel_backend):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def triton_interpreting() -> bool:

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from earthgraph.data.schema import ObservationSchema
 from earthgraph.graphs.edges import EDGE_FEATURE_DIM
 from earthgraph.graphs.mesh_graph import MeshGraph
-from earthgraph.kernels import flux_scatter, gather, segment_sum
+from earthgraph.graphs.point_sets import PointGraph
+from earthgraph.kernels import Segments, flux_scatter, gather, segment_sum
 from earthgraph.layers import MLP
 
 # Scale the limiter's factor down by a few float32 epsilons so that rounding in the
@@ -59,7 +61,7 @@ class Budget:
         return [(a, b) for a in range(c) for b in range(a + 1, c)]
 
 
-def parse_budgets(config: dict | None, schema: dict) -> list[Budget]:
+def parse_budgets(config: dict | None, schema: ObservationSchema) -> list[Budget]:
     """``{budget: {component: ['type.channel', ...]}}`` -> budgets, checked against the
     observation schema (every named type and channel must exist)."""
     budgets = []
@@ -74,12 +76,65 @@ def parse_budgets(config: dict | None, schema: dict) -> list[Budget]:
                 if obs_type not in schema:
                     raise ValueError(f"budget {name!r}, component {comp!r}: unknown observation type {obs_type!r} "
                                      f"in {spec!r} (known: {sorted(schema)})")
-                if channel not in schema[obs_type]["channels"]:
+                if channel not in schema[obs_type].channels:
                     raise ValueError(f"budget {name!r}, component {comp!r}: {obs_type!r} has no channel {channel!r} "
-                                     f"(channels: {schema[obs_type]['channels']})")
+                                     f"(channels: {list(schema[obs_type].channels)})")
             observed[str(comp)] = channels
         budgets.append(Budget(str(name), tuple(observed), observed))
     return budgets
+
+
+def observed_components(budgets: list[Budget], schema: ObservationSchema) -> dict[str, list[tuple[int, int]]]:
+    """Per observation type, (channel index, component column) of each channel a budget observes.
+
+    Component columns number the components of all budgets in order: the last dimension
+    of the amounts ``M`` (B, N, C)."""
+    pairs: dict[str, list[tuple[int, int]]] = {}
+    column = 0
+    for b in budgets:
+        for comp in b.components:
+            for spec in b.observed_by[comp]:
+                obs_type, _, channel = spec.partition(".")
+                pairs.setdefault(obs_type, []).append((schema[obs_type].channels.index(channel), column))
+            column += 1
+    return pairs
+
+
+def component_scales(budgets: list[Budget], schema: ObservationSchema) -> list[float]:
+    """Per component column, the typical density :class:`InitialAmounts` starts from: the
+    normalisation mean of the channel observing it (the last one named, when several do),
+    1 when none does; at least 1e-6, so that no component starts at zero."""
+    scales = []
+    for b in budgets:
+        for comp in b.components:
+            scale = 1.0
+            for spec in b.observed_by[comp]:
+                obs_type, _, channel = spec.partition(".")
+                spec_type = schema[obs_type]
+                scale = float(spec_type.mean[spec_type.channels.index(channel)])
+            scales.append(max(scale, 1e-6))
+    return scales
+
+
+def density_at_points(density: torch.Tensor, graph: PointGraph, sample: torch.Tensor) -> torch.Tensor:
+    """Each point's density (n, C): the mean over its ``k`` nearest mesh nodes (``graph``, a
+    decoder graph of k edges per point, point-major) of ``density`` (B, N, C), in its own
+    sample ``sample`` (n,) of the batch."""
+    batch, nodes = density.shape[:2]
+    rows = Segments(sample[graph.point] * nodes + graph.node, batch * nodes)
+    return gather(density.flatten(0, 1), rows).view(len(sample), -1, density.shape[2]).mean(dim=1)
+
+
+def predict_observed_channels(pred: torch.Tensor, at_points: torch.Tensor, pairs: list[tuple[int, int]],
+                              mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """A type's normalised predictions (n, C_type) with each channel a budget observes replaced
+    by its component's density ``at_points`` (n, C), normalised by the channel's ``mean`` and
+    ``std``: the conserved state is what those observations see. ``pairs``: the type's
+    (channel index, component column) from :func:`observed_components`."""
+    pred = pred.clone()
+    for k, column in pairs:
+        pred[:, k] = (at_points[:, column] - float(mean[k])) / float(std[k])
+    return pred
 
 
 def limit_outgoing(amount: torch.Tensor, outgoing: torch.Tensor) -> torch.Tensor:

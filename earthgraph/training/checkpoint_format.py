@@ -28,7 +28,7 @@ import torch
 
 from earthgraph import __version__
 
-FORMAT = 1
+FORMAT = 2
 """The checkpoint format this code writes and reads."""
 KEY = "earthgraph"
 
@@ -44,7 +44,27 @@ def _from_format_0(checkpoint: dict) -> None:
     they hold what format 1 holds; only the record of the format is new."""
 
 
-MIGRATIONS: dict[int, Migration] = {0: _from_format_0}
+# The forecaster's options as format 1 kept them, flat among the training options. Written
+# out, not read from ForecasterConfig: a later option must not change what format 1 held.
+FORMAT_1_FORECASTER_KEYS = (
+    "nside", "latent_dim", "hidden_dim", "processor_layers", "decoder_k", "window_hours", "encoder_neighbours",
+    "mesh", "mesh_level", "multiscale_levels", "graph_cache_dir", "budgets", "transport_substeps", "processor",
+    "attention_heads", "activation_checkpointing", "ensemble_members", "noise_dim", "kernel_backend", "cycling",
+    "analysis_layers", "batch_types", "state_norm", "latent_noise", "processor_statics",
+)
+
+
+def _from_format_1(checkpoint: dict) -> None:
+    """Format 1 (up to 6dc9078) kept the forecaster's options flat among the module's
+    hyperparameters (``nside``, ``latent_dim``, ...); format 2 nests them under
+    ``forecaster`` (``model.forecaster`` of a config). The weights are the same."""
+    hparams = checkpoint.get("hyper_parameters")
+    if not hparams or "forecaster" in hparams:
+        return
+    hparams["forecaster"] = {k: hparams.pop(k) for k in FORMAT_1_FORECASTER_KEYS if k in hparams}
+
+
+MIGRATIONS: dict[int, Migration] = {0: _from_format_0, 1: _from_format_1}
 """Format n -> the migration that turns a checkpoint of format n into one of format n + 1."""
 
 

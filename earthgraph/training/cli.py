@@ -53,12 +53,13 @@ class EarthgraphCLI(LightningCLI):
         # The model's input/output layout is the data's: declared once, in data.
         parser.link_arguments("data.schema", "model.schema", apply_on="instantiate")
         parser.link_arguments("data.static", "model.static", apply_on="instantiate")
-        parser.link_arguments("data.window_hours", "model.window_hours")
+        parser.link_arguments("data.window_hours", "model.forecaster.window_hours")
 
     def _parse_ckpt_path(self) -> None:
         """Lightning's (a resumed run takes its model's hyperparameters from the checkpoint), with
-        the checkpoint read through its format: migrated when older, refused by name when newer,
-        truncated or corrupt (Lightning's own read fails with an unpickling error)."""
+        the checkpoint read through its format: migrated when older (format 1's flat model options
+        reach the parser as model.forecaster.*), refused by name when newer, truncated or corrupt
+        (Lightning's own read fails with an unpickling error)."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or not Path(ckpt_path).is_file():
@@ -77,7 +78,7 @@ class EarthgraphCLI(LightningCLI):
                              f"`{self.subcommand or 'train.py'}`")
         if self.subcommand and config.get("data") and config.get("model"):
             # The cross-field checks, before any data is read or model built.
-            check_config(dict(config["model"]), dict(config["data"]))
+            check_config(config["model"].as_dict(), config["data"].as_dict())
         starts = [f"--{k}" for k in ("fork_from", "warm_start") if config.get(k)]
         if starts and self.subcommand != "fit":
             raise ValueError(f"{', '.join(starts)}: only `train.py fit` starts a run from a checkpoint")

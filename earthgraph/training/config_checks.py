@@ -2,7 +2,8 @@
 read or any model is built (``EarthgraphCLI.before_instantiate_classes``).
 
 jsonargparse already refuses a value of the wrong kind or a choice outside its
-``Literal`` (``model.processor: interacton``). What one field cannot know alone is
+``Literal`` (``model.forecaster.processor: interacton``); the forecaster's ranges
+(``ForecasterConfig.__post_init__``) are checked first here. What one field cannot know alone is
 checked here against the store's schema and time range (its attributes only): the
 types named in loss weights, dropout, histories and budgets exist, the periods lie
 inside the observations, and windows, strides and counts make sense. Each error is a
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from earthgraph.data.store import ObservationStore
+from earthgraph.models.config import ForecasterConfig
 
 
 class ConfigError(ValueError):
@@ -30,12 +32,12 @@ def _known_types(key: str, names, types: list[str]) -> None:
 
 
 def check_budgets(budgets: Mapping | None, store: ObservationStore) -> None:
-    """``model.budgets``: each component lists ``<type>.<channel>`` names the store holds."""
+    """``model.forecaster.budgets``: each component lists ``<type>.<channel>`` names the store holds."""
     for budget, components in (budgets or {}).items():
         for component, channels in (components or {}).items():
             for ref in channels:
                 name, _, channel = str(ref).partition(".")
-                key = f"model.budgets.{budget}.{component}"
+                key = f"model.forecaster.budgets.{budget}.{component}"
                 if name not in store.type_names:
                     raise ConfigError(f"{key}: {ref!r} names type {name!r}, which the store does not hold "
                                       f"({store.type_names})")
@@ -92,9 +94,19 @@ def check_counts(data: Mapping) -> None:
             raise ConfigError(f"data.{key}: {value!r} must be at least {least}")
 
 
+def check_forecaster(forecaster: Mapping) -> None:
+    """``model.forecaster``'s ranges (``ensemble_members >= 1``, ...), as :class:`ForecasterConfig` checks them."""
+    try:
+        ForecasterConfig(**forecaster)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def check_config(model: Mapping, data: Mapping) -> None:
     """Every cross-field check of a ``fit``/``validate``/``test``/``predict`` config, against
     the store's attributes (schema, time range). Raises :class:`ConfigError`."""
+    forecaster = dict(model.get("forecaster") or {})
+    check_forecaster(forecaster)
     check_counts(data)
     store = ObservationStore(data["store"], data.get("storage_options"))
     types = store.type_names
@@ -108,6 +120,6 @@ def check_config(model: Mapping, data: Mapping) -> None:
     if isinstance(dropout, Mapping):
         _known_types("data.dropout", dropout, types)
     _known_types("data.history_windows", (data.get("history_windows") or {}), types)
-    check_budgets(model.get("budgets"), store)
+    check_budgets(forecaster.get("budgets"), store)
     check_periods(data, store)
     check_weighted_types_observed(model.get("type_weights"), data, store)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.forecaster import GraphDOPForecaster, ModelState
+from earthgraph.models import GraphDOPForecaster, ModelState
 
 
 class ReplayBuffer:

@@ -76,13 +76,12 @@ def module_and_setup(checkpoint: dict) -> tuple[ForecastModule, TrainedSetup]:
     (``hyper_parameters``, its ``__init__`` arguments, built as ``train.py`` built them:
     through the CLI's instantiator where one is recorded) and the data module's
     (``datamodule_hyper_parameters``)."""
-    hparams = checkpoint["hyper_parameters"]
     data = checkpoint.get("datamodule_hyper_parameters", {})
     migrate_checkpoint(checkpoint)  # Lightning's own upgrades of checkpoints of older Lightning versions
     # What LightningModule.load_from_checkpoint runs once it has read the file: its one
     # reader of a checkpoint dict (the instantiator allowlist, strict loading, hooks).
     module = _load_state(ForecastModule, checkpoint)
-    setup = TrainedSetup(window_hours=hparams["window_hours"], input_windows=int(data.get("input_windows", 1)),
+    setup = TrainedSetup(window_hours=module.model.config.window_hours, input_windows=int(data.get("input_windows", 1)),
                          history_windows=data.get("history_windows") or None,
                          test_period=_period(data.get("test_period")), train_period=_period(data.get("train_period")))
     return module, setup

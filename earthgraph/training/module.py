@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from earthgraph.forecaster import GraphDOPForecaster
-from earthgraph.processors.registry import ProcessorChoice
+from earthgraph.data.schema import ObservationSchema
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.training.checkpoint_format import read_checkpoint, stamp
 from earthgraph.training.cycling import ReplayBuffer, cold_start, cycled_predictions
 from earthgraph.training.epoch_means import EpochMeans
 from earthgraph.training.loss import observation_loss
+from earthgraph.training.obs_forecasts import observation_forecasts
 from earthgraph.training.rollout import parse_curriculum, rollout_windows
 from earthgraph.training.run_info import data_summary, git_revision, graph_summary
-from earthgraph.training.obs_forecasts import observation_forecasts
 
 
 class ForecastModule(L.LightningModule):
@@ -26,58 +27,59 @@ class ForecastModule(L.LightningModule):
 
     ``schema`` and ``static`` come from the data module (linked by the CLI) and
     are saved in the checkpoint, so a checkpoint alone can make forecasts.
+
+    Args:
+        schema: The observation schema (linked from data.schema).
+        static: The store's static fields (linked from data.static).
+        forecaster: The forecaster's architecture (earthgraph.models.ForecasterConfig).
+        lr: Peak learning rate of AdamW.
+        weight_decay: AdamW's weight decay.
+        warmup_steps: Steps of linear warm-up before the cosine decay (at most half the run).
+        min_lr_ratio: The learning rate at the end of the cosine, as a fraction of lr.
+        type_weights: Loss weight per observation type (default 1).
+        sphere_weights: Loss weight per sphere, multiplying its types' own.
+        max_nonfinite_steps: Steps in a row with a non-finite loss that are skipped before training stops.
+        rollout_curriculum: {from step: rollout windows}: how many target windows a training step rolls
+            out to (at most data.rollout).
+        replay_buffer_states: Cycled analyses kept between training steps, to start later cycles from
+            (cycling; earthgraph.training.cycling).
+        cold_start_fraction: Fraction of training cycles that start from the learned background, not the
+            replay buffer (in [0, 1]).
+        error_floor: Each departure is divided by at least this fraction of its channel's spread (>= 0).
     """
 
-    def __init__(self, schema: dict | None = None, static: dict | None = None, nside: int = 8,
-                 latent_dim: int = 64, hidden_dim: int = 64, processor_layers: int = 4, decoder_k: int = 4,
-                 window_hours: float = 12.0, lr: float = 1e-3, weight_decay: float = 0.01,
+    def __init__(self, schema: ObservationSchema | dict | None = None, static: dict | None = None,
+                 forecaster: ForecasterConfig = ForecasterConfig(), lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 50, min_lr_ratio: float = 0.05, type_weights: dict[str, float] | None = None,
-                 encoder_neighbours: bool = True, mesh: Literal["healpix", "icosahedral"] = "healpix", mesh_level: int = 4,
-                 multiscale_levels: int = 1, graph_cache_dir: str | None = "default",
-                 budgets: dict[str, dict[str, list[str]]] | None = None, transport_substeps: int = 2,
-                 processor: ProcessorChoice = "interaction", attention_heads: int = 4,
-                 activation_checkpointing: bool = False,
-                 max_nonfinite_steps: int = 5, ensemble_members: int = 1, noise_dim: int = 8,
-                 rollout_curriculum: dict[int, int] | None = None, sphere_weights: dict[str, float] | None = None,
-                 kernel_backend: Literal["auto", "torch", "triton", "cuda", "torch_scatter"] = "auto",
-                 cycling: bool = False, analysis_layers: int = 1,
-                 replay_buffer_states: int = 0, cold_start_fraction: float = 0.1, batch_types: bool = True,
-                 state_norm: bool = False, latent_noise: float = 0.0, error_floor: float = 0.0,
-                 processor_statics: bool = False):
+                 sphere_weights: dict[str, float] | None = None, max_nonfinite_steps: int = 5,
+                 rollout_curriculum: dict[int, int] | None = None, replay_buffer_states: int = 0,
+                 cold_start_fraction: float = 0.1, error_floor: float = 0.0):
         super().__init__()
         if not schema:
             raise ValueError("ForecastModule needs the observation schema (the CLI links it from the data module)")
-        # Everything goes into the checkpoint; the logger gets a compact summary
-        # (the schema's statistics and the static grids would swamp a W&B config).
-        self.save_hyperparameters(logger=False)
-        self.model = GraphDOPForecaster(schema, nside=nside, latent_dim=latent_dim, hidden_dim=hidden_dim,
-                                        processor_layers=processor_layers, decoder_k=decoder_k,
-                                        window_hours=window_hours, static=static,
-                                        encoder_neighbours=encoder_neighbours, mesh=mesh, mesh_level=mesh_level,
-                                        multiscale_levels=multiscale_levels, graph_cache_dir=graph_cache_dir,
-                                        budgets=budgets, transport_substeps=transport_substeps, processor=processor,
-                                        attention_heads=attention_heads, activation_checkpointing=activation_checkpointing,
-                                        ensemble_members=ensemble_members, noise_dim=noise_dim,
-                                        kernel_backend=kernel_backend, cycling=cycling,
-                                        analysis_layers=analysis_layers, batch_types=batch_types,
-                                        state_norm=state_norm, latent_noise=latent_noise,
-                                        processor_statics=processor_statics)
         if error_floor < 0:
             raise ValueError(f"model.error_floor must be >= 0, got {error_floor}")
         if not 0.0 <= cold_start_fraction <= 1.0:
             raise ValueError(f"model.cold_start_fraction must be in [0, 1], got {cold_start_fraction}")
+        if isinstance(forecaster, Mapping):  # a checkpoint's hyperparameters
+            forecaster = ForecasterConfig(**forecaster)
+        self.model = GraphDOPForecaster(schema, static, forecaster)
+        schema = self.model.schema
+        # Everything goes into the checkpoint, as plain data; the logger gets a compact summary
+        # (the schema's statistics and the static grids would swamp a W&B config).
+        self.save_hyperparameters(ignore=["schema", "forecaster"], logger=False)
+        self.hparams.update(schema=schema.to_dict(), forecaster=asdict(forecaster))
         # Cycled analyses kept between training steps (see training.cycling); not checkpointed.
         self.replay = ReplayBuffer(replay_buffer_states)
         # A type's weight in the loss: its own (type_weights) times its sphere's (sphere_weights).
-        unknown = set(sphere_weights or {}) - {s["sphere"] for s in schema.values()}
+        unknown = set(sphere_weights or {}) - set(schema.spheres)
         if unknown:
             raise ValueError(f"sphere_weights names spheres no observation type has: {sorted(unknown)}")
-        self.type_weights = {name: (type_weights or {}).get(name, 1.0) * (sphere_weights or {}).get(s["sphere"], 1.0)
+        self.type_weights = {name: (type_weights or {}).get(name, 1.0) * (sphere_weights or {}).get(s.sphere, 1.0)
                              for name, s in schema.items()}
         self.nonfinite_in_a_row = self.skipped_steps = 0
         self.curriculum = parse_curriculum(rollout_curriculum)
-        spheres = sorted({s["sphere"] for s in schema.values()})
-        self.eval_means = EpochMeans([f"loss_{n}" for n in schema] + [f"loss_sphere_{s}" for s in spheres])
+        self.eval_means = EpochMeans([f"loss_{n}" for n in schema] + [f"loss_sphere_{s}" for s in schema.spheres])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         stamp(checkpoint)  # the format and version that wrote it (training.checkpoint_format)
@@ -98,8 +100,8 @@ class ForecastModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.logger is None:
             return
-        hp = {k: v for k, v in self.hparams.items() if k not in ("schema", "static")}
-        hp["observation_types"] = {n: s["channels"] for n, s in self.hparams.schema.items()}
+        hp = {k: v for k, v in self.hparams.items() if k not in ("schema", "static", "_instantiator")}
+        hp["observation_types"] = {n: list(s.channels) for n, s in self.model.schema.items()}
         hp["graph"] = graph_summary(self.model.mesh)
         hp["data"] = data_summary(self.trainer.datamodule)
         hp["git"] = git_revision()
@@ -110,8 +112,8 @@ class ForecastModule(L.LightningModule):
         data = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})
         parse_curriculum(self.curriculum, data.get("rollout"))
         if data.get("cycle_windows", 0) and not self.model.cycling:
-            raise ValueError(f"data.cycle_windows is {data['cycle_windows']} but model.cycling is false: the cycle "
-                             "windows train a cycling model's analysis; set model.cycling: true or "
+            raise ValueError(f"data.cycle_windows is {data['cycle_windows']} but model.forecaster.cycling is false: "
+                             "the cycle windows train a cycling model's analysis; set model.forecaster.cycling: true or "
                              "data.cycle_windows: 0")
 
     def forward(self, batch: dict) -> list[dict[str, torch.Tensor]]:
@@ -155,7 +157,7 @@ class ForecastModule(L.LightningModule):
                  sync_dist=stage != "train")
         spheres: dict[str, list[torch.Tensor]] = {}
         for name, v in per_type.items():
-            spheres.setdefault(self.hparams.schema[name]["sphere"], []).append(v)
+            spheres.setdefault(self.model.schema[name].sphere, []).append(v)
         parts = {f"loss_{n}": v for n, v in per_type.items()}
         parts.update({f"loss_sphere_{s}": torch.stack(vs).mean() for s, vs in spheres.items()})
         for name, v in parts.items():

@@ -20,6 +20,7 @@ import numpy as np
 
 from earthgraph.data.batch import METADATA_SCALE_DEGREES, denormalise_and_clip
 from earthgraph.data.obs_types import Channel, ObservationType
+from earthgraph.data.schema import ObservationSchema
 from earthgraph.data.store import observed_column
 from earthgraph.data.store_writer import StoreWriter
 
@@ -39,8 +40,8 @@ def observation_forecasts(module, batch: dict, start=None) -> dict:
             o, spec = tgt[name], model.schema[name]
             if p.dim() == 3:
                 p = p.mean(dim=0)
-            mean, std = np.asarray(spec["mean"], np.float64), np.asarray(spec["std"], np.float64)
-            value = denormalise_and_clip(p.double().cpu().numpy(), mean, std, spec["valid_min"], spec["valid_max"])
+            mean, std = np.asarray(spec.mean, np.float64), np.asarray(spec.std, np.float64)
+            value = denormalise_and_clip(p.double().cpu().numpy(), mean, std, spec.valid_min, spec.valid_max)
             observed = o.values.double().cpu().numpy() * std + mean
             start = init[o.sample.cpu().numpy()] + k * model.window_seconds
             seconds = start + o.time.double().cpu().numpy() * model.window_seconds
@@ -50,28 +51,28 @@ def observation_forecasts(module, batch: dict, start=None) -> dict:
                 "error": (o.error.double().cpu().numpy() * std).astype(np.float32),
                 "window": np.full(len(o), k + 1, np.float32),
                 "hours_since_init": ((seconds - init[o.sample.cpu().numpy()]) / 3600.0).astype(np.float32),
-                **{observed_column(c): observed[:, j].astype(np.float32) for j, c in enumerate(spec["channels"])},
+                **{observed_column(c): observed[:, j].astype(np.float32) for j, c in enumerate(spec.channels)},
                 **{m: (o.meta[:, j].double().cpu().numpy() * METADATA_SCALE_DEGREES).astype(np.float32)
-                   for j, m in enumerate(spec["metadata"])},
+                   for j, m in enumerate(spec.metadata)},
             }
         windows.append(out)
     return {"init_time": init, "windows": windows}
 
 
-def forecast_obs_types(schema: dict) -> list[ObservationType]:
+def forecast_obs_types(schema: ObservationSchema) -> list[ObservationType]:
     """The forecast store's types: the schema's channels, its metadata features,
     ``window``, ``hours_since_init`` and the observed value of each channel."""
     types = []
     for name, s in schema.items():
         channels = tuple(Channel(c, u, lo, hi, 0.0) for c, u, lo, hi in
-                         zip(s["channels"], s["units"], s["valid_min"], s["valid_max"]))
-        types.append(ObservationType(name, s["sphere"], channels, (tuple(s["metadata"]) + ("window", "hours_since_init")
-                                     + tuple(observed_column(c) for c in s["channels"])),
+                         zip(s.channels, s.units, s.valid_min, s.valid_max))
+        types.append(ObservationType(name, s.sphere, channels, (tuple(s.metadata) + ("window", "hours_since_init")
+                                     + tuple(observed_column(c) for c in s.channels)),
                                      description=f"earthgraph forecasts at {name} observations"))
     return types
 
 
-def write_observation_forecasts(path: Path, schema: dict, batches: list[dict], provenance: dict) -> dict[str, int]:
+def write_observation_forecasts(path: Path, schema: ObservationSchema, batches: list[dict], provenance: dict) -> dict[str, int]:
     """Write the forecasts of :func:`observation_forecasts` batches as a store; rows per type."""
     rows = {}
     with StoreWriter(path, forecast_obs_types(schema), provenance=provenance, overwrite=True) as writer:

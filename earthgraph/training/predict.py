@@ -21,10 +21,11 @@ import xarray as xr
 
 from earthgraph.data.batch import ObsSet, denormalise_and_clip
 from earthgraph.data.obs_types import Product, products_for
+from earthgraph.data.schema import ObservationSchema, TypeSchema
 from earthgraph.data.stations import StationList, read_stations
 from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows, windows_before
-from earthgraph.forecaster import GraphDOPForecaster, ModelState
+from earthgraph.models import GraphDOPForecaster, ModelState
 from earthgraph.progress import progress as report_progress
 from earthgraph.training.obs_forecasts import observation_forecasts, write_observation_forecasts
 
@@ -139,14 +140,14 @@ def encoded_states(model: GraphDOPForecaster, dataset: WindowDataset, times: np.
     return model.encode({k: v.to(device) for k, v in inputs["inputs"].items()}, init, dataset.input_windows)
 
 
-def physical_values(pred: torch.Tensor, spec: dict, channel: int, members: Members) -> np.ndarray:
+def physical_values(pred: torch.Tensor, spec: TypeSchema, channel: int, members: Members) -> np.ndarray:
     """One channel of a head's normalised predictions ((n, C), or (M, n, C) for an ensemble) in
     physical units, clipped to the channel's valid range: (n,), or (M, n) for an ensemble
     with ``members="keep"`` (``"mean"``: the ensemble mean)."""
     if pred.dim() == 3 and members == "mean":
         pred = pred.mean(dim=0)
-    return denormalise_and_clip(pred[..., channel].float().cpu().numpy(), spec["mean"][channel],
-                                spec["std"][channel], spec["valid_min"][channel], spec["valid_max"][channel])
+    return denormalise_and_clip(pred[..., channel].float().cpu().numpy(), spec.mean[channel], spec.std[channel],
+                                spec.valid_min[channel], spec.valid_max[channel])
 
 
 @torch.no_grad()
@@ -196,14 +197,14 @@ def forecast_at_points(model: GraphDOPForecaster, dataset: WindowDataset, init_t
             if on_step is not None:
                 on_step(state)
             for li in [i for i, kk in enumerate(lead_window) if kk == k]:
-                targets = {name: point_targets(lat, lon, b, frac[li], len(model.schema[name]["metadata"])).to(device)
+                targets = {name: point_targets(lat, lon, b, frac[li], len(model.schema[name].metadata)).to(device)
                            for name in types}
                 if b not in graphs:  # the points' graphs: the same for every lead and window
                     graphs[b] = model.decoder_graphs(targets)
                 preds = model.decode(state, targets, wstart, graphs[b])
                 for h in heads:
                     spec = model.schema[h.obs_type]
-                    value = physical_values(preds[h.obs_type], spec, spec["channels"].index(h.channel), members)
+                    value = physical_values(preds[h.obs_type], spec, spec.channels.index(h.channel), members)
                     if value.ndim == 2:  # (M, b * P) -> (b, M, P)
                         value = value.reshape(-1, b, n_points).transpose(1, 0, 2)
                     out[h.variable][start:start + b, li] = value.reshape(b, *shape[2:], n_points)
@@ -245,7 +246,7 @@ def forecast_on_grid(model: GraphDOPForecaster, dataset: WindowDataset, init_tim
     return ds
 
 
-def station_heads(schema: dict, variables: Sequence[str] | None = None) -> tuple[Product, ...]:
+def station_heads(schema: ObservationSchema, variables: Sequence[str] | None = None) -> tuple[Product, ...]:
     """What ``variables`` name, as products: a product of :func:`products_for` by its variable
     name (``air_temperature``), or any head's channel as ``"<type>.<channel>"``
     (``synop.t2m``, ``station_wind.u``). None: every product. Raises
@@ -254,8 +255,8 @@ def station_heads(schema: dict, variables: Sequence[str] | None = None) -> tuple
         variables = [variables]
     available = {p.variable: p for p in products_for(schema)}
     for name, spec in schema.items():
-        available.update({f"{name}.{c}": Product(f"{name}.{c}", spec["sphere"], name, c, u)
-                          for c, u in zip(spec["channels"], spec["units"])})
+        available.update({f"{name}.{c}": Product(f"{name}.{c}", spec.sphere, name, c, u)
+                          for c, u in zip(spec.channels, spec.units)})
     names = [p.variable for p in products_for(schema)] if variables is None else list(dict.fromkeys(variables))
     unknown = [n for n in names if n not in available]
     if unknown or not names:
@@ -329,8 +330,8 @@ def observation_forecast_store(module, store: ObservationStore, init_times: np.n
     from ``start_states(times)`` (cycled analyses) where given. ``input_windows`` and
     ``history_windows``: the inputs the model was trained on (the data module's)."""
     model = module.model.eval()
-    windows = max(1, math.ceil(max(leads_hours) / module.hparams.window_hours - 1e-9))
-    dataset = WindowDataset(store, init_times, model.schema, module.hparams.window_hours, windows,
+    windows = max(1, math.ceil(max(leads_hours) / model.config.window_hours - 1e-9))
+    dataset = WindowDataset(store, init_times, model.schema, model.config.window_hours, windows,
                             input_windows=input_windows, history_windows=history_windows)
     batches = []
     with torch.no_grad():
