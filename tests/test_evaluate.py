@@ -350,4 +350,4 @@ def test_a_checkpoint_is_read_once_into_the_module_lightning_loads(monkeypatch):
     ours, theirs = module.state_dict(), reference.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert dict(module.hparams) == dict(reference.hparams)
-    assert setup.window_hours == reference.hparams.window_hours and setup.train_period == ("2020-03-01", "2020-03-05")
+    assert setup.window_hours == reference.model.config.window_hours == 12.0 and setup.train_period == ("2020-03-01", "2020-03-05")

@@ -9,20 +9,14 @@ import torch
 from torch import nn
 
 from earthgraph.data.batch import ObsSet
-from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.pyg import to_hetero_data
+from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.processors.pyg import PyGProcessor, batched_edges
 from earthgraph.processors.registry import CustomProcessor, build_processor
 
-SCHEMA = {
-    "mw_sounder": {"sphere": "atmosphere", "channels": ["tb_temperature", "tcwv"], "metadata": ["scan_angle"],
-                   "mean": [260.0, 20.0], "std": [10.0, 10.0], "units": ["K", "kg m-2"],
-                   "valid_min": [150.0, 0.0], "valid_max": [330.0, 100.0]},
-    "snow": {"sphere": "land", "channels": ["swe"], "metadata": [], "mean": [30.0], "std": [40.0],
-             "units": ["kg m-2"], "valid_min": [0.0], "valid_max": [2000.0]},
-}
-WATER = {"water": {"atmosphere": ["mw_sounder.tcwv"], "snow": ["snow.swe"], "soil": [], "ocean": []}}
+from test_conservation import SCHEMA, WATER  # the water budget the conservation tests use
+
 GAT = {"class_path": "earthgraph.processors.pyg.PyGProcessor", "init_args": {"conv": "GATConv",
                                                                               "conv_args": {"heads": 2}}}
 FLOAT32_EPS = torch.finfo(torch.float32).eps
@@ -58,7 +52,7 @@ def test_the_export_holds_the_models_graphs_edge_for_edge_under_anemois_names(mo
     mesh = model.mesh
     data = to_hetero_data(mesh, encode={n: (o.lat, o.lon) for n, o in obs.items()},
                           decode={"targets": (targets["mw_sounder"].lat, targets["mw_sounder"].lon)},
-                          encoder_neighbours=model.encoder.neighbours, decoder_k=model.decoder_k)
+                          encoder_neighbours=model.encoder.neighbours, decoder_k=model.config.decoder_k)
     assert set(data.node_types) == {"hidden", "mw_sounder", "snow", "targets"}
     assert set(data.edge_types) == {("hidden", "to", "hidden"), ("mw_sounder", "to", "hidden"),
                                     ("snow", "to", "hidden"), ("hidden", "to", "targets")}
@@ -241,9 +235,9 @@ def test_a_processor_that_makes_mass_cannot_make_water(tmp_path):
     # (here: growing about ninefold a window), the totals move by rounding alone. The same processor
     # handed the amounts, as a model carrying water in its latents would, makes water at once.
     torch.manual_seed(0)
-    model = GraphDOPForecaster(SCHEMA, nside=4, latent_dim=16, hidden_dim=16, processor_layers=1, budgets=WATER,
-                               processor=CustomProcessor(f"{__name__}.MassMakingProcessor"),
-                               graph_cache_dir=str(tmp_path))
+    config = ForecasterConfig(nside=4, latent_dim=16, hidden_dim=16, processor_layers=1, budgets=WATER,
+                              processor=CustomProcessor(f"{__name__}.MassMakingProcessor"), graph_cache_dir=str(tmp_path))
+    model = GraphDOPForecaster(SCHEMA, config=config)
     init = torch.tensor([1.6e9], dtype=torch.float64)
     batch = {"inputs": {"mw_sounder": _obs(400, 2, 1), "snow": _obs(100, 1, 0)}, "init_time": init}
     with torch.no_grad():

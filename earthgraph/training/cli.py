@@ -19,7 +19,7 @@ from earthgraph.training.datamodule import ObservationDataModule
 from earthgraph.training.module import ForecastModule
 from earthgraph.training.writers import ForecastWriter
 
-# `model.processor: {class_path, init_args}` is a user's processor for build_processor to build with
+# `model.forecaster.processor: {class_path, init_args}` is a user's processor for build_processor to build with
 # the model's sizes, not a class for jsonargparse to instantiate: parsed (and its class imported) as data.
 register_type(CustomProcessor, serializer=dataclasses.asdict, deserializer=CustomProcessor.parse)
 
