@@ -192,5 +192,3 @@ def variance_ratio(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.Data
     return (time_mean(spatial_variance(forecast, weights, skipna), skipna, scored)
             / time_mean(spatial_variance(truth, weights, skipna), skipna, scored))
 
-
-DETERMINISTIC = {"mse": mse, "rmse": rmse, "bias": bias, "mae": mae, "variance_ratio": variance_ratio}
