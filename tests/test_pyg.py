@@ -3,31 +3,21 @@ with the budgets' conservation intact around it."""
 
 import copy
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from earthgraph.data.batch import ObsSet
 from earthgraph.graphs.mesh_graph import MeshGraph
 from earthgraph.graphs.pyg import to_hetero_data
 from earthgraph.models import ForecasterConfig, GraphDOPForecaster
 from earthgraph.processors.pyg import PyGProcessor, batched_edges
 from earthgraph.processors.registry import CustomProcessor, build_processor
 
-from test_conservation import SCHEMA, WATER  # the water budget the conservation tests use
+from test_conservation import SCHEMA, WATER, _obs  # the conservation tests' water budget and observations
 
 GAT = {"class_path": "earthgraph.processors.pyg.PyGProcessor", "init_args": {"conv": "GATConv",
                                                                               "conv_args": {"heads": 2}}}
 FLOAT32_EPS = torch.finfo(torch.float32).eps
-
-
-def _obs(n, c, m, batch=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return ObsSet(values=torch.randn(n, c, generator=g), error=torch.full((n, c), 0.1),
-                  lat=torch.asin(torch.rand(n, generator=g) * 2 - 1), lon=(torch.rand(n, generator=g) * 2 - 1) * np.pi,
-                  time=torch.rand(n, generator=g), meta=torch.randn(n, m, generator=g),
-                  sample=torch.randint(0, batch, (n,), generator=g))
 
 
 def _great_circle(x_a, x_b):
