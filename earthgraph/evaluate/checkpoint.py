@@ -105,7 +105,7 @@ def model_forecasts(options: EvaluationOptions, truth: xr.Dataset, out: Path,
     write_zarr_atomic(forecast.data, out / "forecast.zarr")
     lap("gridded_forecasts")
     if options.obs_space.enabled and not options.obs_space.forecast_obs:
-        forecast.forecast_obs = mf.observation_forecasts(run, out / "forecast_obs.zarr", batch)
+        forecast.forecast_obs = mf.forecasts_at_observations(run, out / "forecast_obs.zarr", batch)
         lap("observation_forecasts")
     if options.model.diagnostic_days > 0:
         forecast.long = mf.long_gridded_forecast(run, grid, options.model.diagnostic_days, truth.time.values[-1],

@@ -28,12 +28,12 @@ from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset
 from earthgraph.training.checkpoint_format import read_checkpoint
 from earthgraph.training.module import ForecastModule
+from earthgraph.training.obs_forecasts import observation_forecast_store
 from earthgraph.training.predict import (
     StartStates,
     cycled_analyses,
     forecast_on_grid,
     long_forecast,
-    observation_forecast_store,
     station_forecasts,
 )
 
@@ -160,7 +160,7 @@ def gridded_forecast(run: ModelRun, grid: Grid, batch_size: int, memoryless: boo
                             start_states=None if memoryless else run.starts, progress=not memoryless)
 
 
-def observation_forecasts(run: ModelRun, path: Path, batch_size: int) -> Path:
+def forecasts_at_observations(run: ModelRun, path: Path, batch_size: int) -> Path:
     """Forecasts at every verifying observation up to the longest lead, written as a forecast
     store at ``path`` (``forecast_obs.zarr``: ``earthgraph.scoring.obs_space`` reads it)."""
     return observation_forecast_store(run.module, run.store, run.init_times, run.leads, run.setup.input_windows,

@@ -14,15 +14,19 @@ appears once for each.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from earthgraph.data.batch import METADATA_SCALE_DEGREES, denormalise_and_clip
 from earthgraph.data.obs_types import Channel, ObservationType
 from earthgraph.data.schema import ObservationSchema
-from earthgraph.data.store import observed_column
+from earthgraph.data.store import ObservationStore, observed_column
 from earthgraph.data.store_writer import StoreWriter
+from earthgraph.data.windows import WindowDataset, collate_windows
+from earthgraph.training.predict import StartStates
 
 
 def observation_forecasts(module, batch: dict, start=None) -> dict:
@@ -85,3 +89,28 @@ def write_observation_forecasts(path: Path, schema: ObservationSchema, batches: 
             writer.append(name, {k: v[order] for k, v in cols.items()})
             rows[name] = len(order)
     return rows
+
+
+def observation_forecast_store(module, store: ObservationStore, init_times: np.ndarray, leads_hours: list[float],
+                               input_windows: int, path: Path, batch_size: int = 8,
+                               start_states: StartStates | None = None,
+                               history_windows: dict[str, int] | None = None) -> Path:
+    """Forecasts at every verifying observation of the windows up to the longest lead,
+    written as a forecast store (:func:`write_observation_forecasts`) at ``path``;
+    from ``start_states(times)`` (cycled analyses) where given. ``input_windows`` and
+    ``history_windows``: the inputs the model was trained on (the data module's)."""
+    model = module.model.eval()
+    windows = max(1, math.ceil(max(leads_hours) / model.config.window_hours - 1e-9))
+    dataset = WindowDataset(store, init_times, model.schema, model.config.window_hours, windows,
+                            input_windows=input_windows, history_windows=history_windows)
+    batches = []
+    with torch.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            batch = collate_windows([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            initial = None
+            if start_states is not None:
+                initial = start_states(dataset.init_times[start:start + batch_size]).to(
+                    next(model.parameters()).device)
+            batches.append(observation_forecasts(module, batch, initial))
+    write_observation_forecasts(path, model.schema, batches, {"store": str(store.path)})
+    return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -27,7 +26,6 @@ from earthgraph.data.store import ObservationStore
 from earthgraph.data.windows import WindowDataset, collate_windows, windows_before
 from earthgraph.models import GraphDOPForecaster, ModelState
 from earthgraph.progress import progress as report_progress
-from earthgraph.training.obs_forecasts import observation_forecasts, write_observation_forecasts
 
 Members = Literal["mean", "keep"]
 
@@ -319,31 +317,6 @@ def station_forecasts(module_or_model, store: ObservationStore | WindowDataset, 
                                 batch_size, start_states=start_states, members="keep", progress=progress,
                                 desc="station forecasts")
     return station_dataset(values, heads, stations, init_times, leads_hours)
-
-
-def observation_forecast_store(module, store: ObservationStore, init_times: np.ndarray, leads_hours: list[float],
-                               input_windows: int, path: Path, batch_size: int = 8,
-                               start_states: StartStates | None = None,
-                               history_windows: dict[str, int] | None = None) -> Path:
-    """Forecasts at every verifying observation of the windows up to the longest lead,
-    written as a forecast store (:mod:`earthgraph.training.obs_forecasts`) at ``path``;
-    from ``start_states(times)`` (cycled analyses) where given. ``input_windows`` and
-    ``history_windows``: the inputs the model was trained on (the data module's)."""
-    model = module.model.eval()
-    windows = max(1, math.ceil(max(leads_hours) / model.config.window_hours - 1e-9))
-    dataset = WindowDataset(store, init_times, model.schema, model.config.window_hours, windows,
-                            input_windows=input_windows, history_windows=history_windows)
-    batches = []
-    with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            batch = collate_windows([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            initial = None
-            if start_states is not None:
-                initial = start_states(dataset.init_times[start:start + batch_size]).to(
-                    next(model.parameters()).device)
-            batches.append(observation_forecasts(module, batch, initial))
-    write_observation_forecasts(path, model.schema, batches, {"store": str(store.path)})
-    return path
 
 
 def long_forecast(model: GraphDOPForecaster, store: ObservationStore, first_init: int, truth_end: int, days: float,
